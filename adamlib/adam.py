@@ -1,0 +1,447 @@
+r"""Adam in NumPy: the paper's Algorithm 1, then a drop-in twin of ``torch.optim.Adam``.
+
+:func:`adam_step` is Algorithm 1 of Kingma & Ba (2015), one line of code per line of
+the paper. :class:`Adam` is the same algorithm with every option of
+``torch.optim.Adam`` (L2 or decoupled weight decay, AMSGrad, maximize), updating a list
+of NumPy arrays in place, in their own dtype, and held to ``torch.optim.Adam`` by the
+test suite.
+
+.. math::
+
+   \begin{aligned}
+   g_t &\leftarrow \nabla_\theta f_t(\theta_{t-1}) \\
+   m_t &\leftarrow \beta_1 m_{t-1} + (1-\beta_1)\, g_t \\
+   v_t &\leftarrow \beta_2 v_{t-1} + (1-\beta_2)\, g_t^2 \\
+   \hat m_t &\leftarrow m_t / (1-\beta_1^t) \\
+   \hat v_t &\leftarrow v_t / (1-\beta_2^t) \\
+   \theta_t &\leftarrow \theta_{t-1} - \alpha\, \hat m_t / (\sqrt{\hat v_t} + \epsilon)
+   \end{aligned}
+
+References
+----------
+Kingma, D. P. & Ba, J. (2015). Adam: A Method for Stochastic Optimization. ICLR.
+Reddi, S. J., Kale, S. & Kumar, S. (2018). On the Convergence of Adam and Beyond. ICLR.
+Loshchilov, I. & Hutter, F. (2019). Decoupled Weight Decay Regularization. ICLR.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from . import hyperparams as hp
+
+_FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+
+
+def adam_step(
+    param: np.ndarray,
+    grad: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    t: int,
+    *,
+    lr: float = hp.LR,
+    beta1: float = hp.BETAS[0],
+    beta2: float = hp.BETAS[1],
+    eps: float = hp.EPS,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""One step of Adam, exactly as Algorithm 1 of Kingma & Ba (2015) writes it.
+
+    .. math::
+
+       m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \qquad
+       v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2,
+
+       \hat m_t = \frac{m_t}{1-\beta_1^t}, \qquad
+       \hat v_t = \frac{v_t}{1-\beta_2^t}, \qquad
+       \theta_t = \theta_{t-1} - \alpha \frac{\hat m_t}{\sqrt{\hat v_t} + \epsilon}.
+
+    Parameters
+    ----------
+    param, grad, m, v : ndarray
+        :math:`\theta_{t-1}`, :math:`g_t`, :math:`m_{t-1}`, :math:`v_{t-1}`; all of one shape.
+        Start with ``m = v = 0``.
+    t : int
+        The step number, counting from 1 (the first step has ``t=1``).
+    lr, beta1, beta2, eps : float
+        :math:`\alpha`, :math:`\beta_1`, :math:`\beta_2`, :math:`\epsilon`.
+
+    Returns
+    -------
+    (param, m, v) : tuple of ndarray
+        :math:`\theta_t`, :math:`m_t`, :math:`v_t`, as new arrays: the inputs are never mutated.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> theta, m, v = np.array([1.0]), np.zeros(1), np.zeros(1)
+    >>> theta, m, v = adam_step(theta, np.array([0.5]), m, v, t=1, lr=0.1)
+    >>> theta.round(6)  # the first step moves by about lr, whatever the gradient's size
+    array([0.9])
+    """
+    if t < 1:
+        raise ValueError(f"t counts steps from 1, got t={t}")
+    m = beta1 * m + (1 - beta1) * grad  # update biased first moment estimate
+    v = beta2 * v + (1 - beta2) * grad**2  # update biased second raw moment estimate
+    m_hat = m / (1 - beta1**t)  # bias-corrected first moment estimate
+    v_hat = v / (1 - beta2**t)  # bias-corrected second raw moment estimate
+    param = param - lr * m_hat / (np.sqrt(v_hat) + eps)  # update parameters
+    return param, m, v
+
+
+@dataclass(frozen=True)
+class StepInternals:
+    r"""What Adam computed at its last step, one array per parameter.
+
+    Attributes
+    ----------
+    m_hat, v_hat : list of ndarray
+        The bias-corrected moments :math:`\hat m_t` and :math:`\hat v_t` (with AMSGrad,
+        :math:`\hat v_t` is the bias-corrected running maximum that the step divided by).
+    effective_lr : list of ndarray
+        The per-coordinate learning rate :math:`\alpha / (\sqrt{\hat v_t} + \epsilon)`.
+    update : list of ndarray
+        The Adam term of the step, :math:`-\alpha \hat m_t / (\sqrt{\hat v_t} + \epsilon)`
+        (decoupled weight decay, if any, is applied on top of it).
+    """
+
+    m_hat: list[np.ndarray]
+    v_hat: list[np.ndarray]
+    effective_lr: list[np.ndarray]
+    update: list[np.ndarray]
+
+
+class Adam:
+    r"""Adam over NumPy arrays, with the semantics of ``torch.optim.Adam``.
+
+    Each call to :meth:`step` does, for every parameter :math:`\theta` and its gradient
+    :math:`g`, in the parameter's own dtype:
+
+    .. math::
+
+       \begin{aligned}
+       &g \leftarrow -g \quad\text{if maximize} \\
+       &g \leftarrow g + \lambda\theta \quad\text{(L2, default)} \qquad\text{or}\qquad
+         \theta \leftarrow \theta(1-\alpha\lambda) \quad\text{(decoupled, AdamW)} \\
+       &m \leftarrow \beta_1 m + (1-\beta_1) g, \qquad v \leftarrow \beta_2 v + (1-\beta_2) g^2 \\
+       &v_{\max} \leftarrow \max(v_{\max}, v) \quad\text{if amsgrad (on the raw } v\text{)} \\
+       &\theta \leftarrow \theta - \frac{\alpha}{1-\beta_1^t}\,
+         \frac{m}{\sqrt{v\ \text{or}\ v_{\max}} / \sqrt{1-\beta_2^t} + \epsilon}
+       \end{aligned}
+
+    Parameters
+    ----------
+    params : iterable of ndarray
+        Floating-point arrays (float16, float32 or float64), updated in place.
+    lr : float, default 1e-3
+        The learning rate :math:`\alpha`; may be changed between steps (``opt.lr = ...``).
+    betas : (float, float), default (0.9, 0.999)
+        Decay rates :math:`\beta_1, \beta_2` of the moment estimates, each in [0, 1).
+    eps : float, default 1e-8
+        Added to the denominator; in float16 it rounds to 0.
+    weight_decay : float, default 0
+        :math:`\lambda`: L2 penalty folded into the gradient, or decoupled decay.
+    amsgrad : bool, default False
+        Divide by the running maximum of :math:`v` (Reddi et al., 2018, as PyTorch does it).
+    maximize : bool, default False
+        Ascend instead of descend.
+    decoupled_weight_decay : bool, default False
+        Decay the parameters directly, as AdamW (Loshchilov & Hutter, 2019).
+    bias_correction : bool, default True
+        Divide the moments by :math:`1-\beta^t`. Turning it off is not in
+        ``torch.optim.Adam``; it exists for the ablation of Kingma & Ba's section 6.4.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> w = np.array([1.0, -2.0])
+    >>> opt = Adam([w], lr=0.1)
+    >>> for _ in range(3):
+    ...     opt.step([2 * w])          # gradient of |w|^2
+    >>> w.round(3)
+    array([ 0.7, -1.7])
+    """
+
+    def __init__(
+        self,
+        params: Iterable[np.ndarray],
+        lr: float = hp.LR,
+        betas: tuple[float, float] = hp.BETAS,
+        eps: float = hp.EPS,
+        weight_decay: float = hp.WEIGHT_DECAY,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+        decoupled_weight_decay: bool = False,
+        bias_correction: bool = True,
+    ) -> None:
+        checked = hp.check_hyperparameters(lr, betas, eps, weight_decay)
+        self.params: list[np.ndarray] = _check_params(params)
+        self._lr = checked["lr"]
+        self.betas: tuple[float, float] = checked["betas"]
+        self.eps: float = checked["eps"]
+        self.weight_decay: float = checked["weight_decay"]
+        self.amsgrad = bool(amsgrad)
+        self.maximize = bool(maximize)
+        self.decoupled_weight_decay = bool(decoupled_weight_decay)
+        self.bias_correction = bool(bias_correction)
+        self.t = 0
+        self.exp_avg = [np.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [np.zeros_like(p) for p in self.params]
+        self.max_exp_avg_sq = [np.zeros_like(p) for p in self.params] if self.amsgrad else []
+        # Two scratch buffers per dtype, as large as the largest parameter of that dtype:
+        # a step allocates no parameter-sized temporaries.
+        self._scratch: dict[np.dtype, np.ndarray] = {}
+        for p in self.params:
+            size = max(p.size, self._scratch.get(p.dtype, np.empty((2, 0))).shape[1])
+            self._scratch[p.dtype] = np.empty((2, size), dtype=p.dtype)
+        self._last_lr = self._lr
+
+    # -- the learning rate may change between steps (schedules) ----------------------
+    @property
+    def lr(self) -> float:
+        """The learning rate used by the next step."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self._lr = hp.check_lr(value)
+
+    def __repr__(self) -> str:
+        return (
+            f"Adam({len(self.params)} params, lr={self.lr}, betas={self.betas}, eps={self.eps}, "
+            f"weight_decay={self.weight_decay}, amsgrad={self.amsgrad}, maximize={self.maximize}, "
+            f"decoupled_weight_decay={self.decoupled_weight_decay}, "
+            f"bias_correction={self.bias_correction}, t={self.t})"
+        )
+
+    # -- the step ------------------------------------------------------------------
+    def _bias_corrections(self, t: int) -> tuple[float, float]:
+        if not self.bias_correction:
+            return 1.0, 1.0
+        beta1, beta2 = self.betas
+        return 1 - beta1**t, 1 - beta2**t
+
+    def step(self, grads: Sequence[np.ndarray]) -> None:
+        """Update every parameter in place from its gradient.
+
+        Parameters
+        ----------
+        grads : sequence of array_like
+            One gradient per parameter, in order, each of its parameter's shape. A gradient
+            of another dtype is cast when NumPy calls the cast safe, else refused.
+
+        Raises
+        ------
+        ValueError, TypeError
+            Before anything changes, when the gradients do not fit the parameters.
+        """
+        grads = self._check_grads(grads)
+        t = self.t + 1
+        bc1, bc2 = self._bias_corrections(t)
+        lr, wd = self.lr, self.weight_decay
+        # Errors are IEEE values (NaN, inf), as in torch: no warning may abort a step halfway.
+        with np.errstate(all="ignore"):
+            for i, (p, g) in enumerate(zip(self.params, grads)):
+                vmax = self.max_exp_avg_sq[i] if self.amsgrad else None
+                a, b = (s[: p.size].reshape(p.shape) for s in self._scratch[p.dtype])
+                if self.maximize:
+                    g = np.negative(g, out=a)
+                if wd != 0:
+                    if self.decoupled_weight_decay:
+                        p *= 1 - lr * wd
+                    else:
+                        g = np.add(g, np.multiply(p, wd, out=b), out=a)
+                self._update(p, g, self.exp_avg[i], self.exp_avg_sq[i], vmax, b, lr, bc1, bc2)
+        self.t = t
+        self._last_lr = lr
+
+    def _update(self, p, g, m, v, vmax, buf, lr, bc1, bc2) -> None:
+        """Moments and parameter, in place; ``buf`` is scratch of ``p``'s shape and dtype."""
+        beta1, beta2 = self.betas
+        m += np.multiply(np.subtract(g, m, out=buf), 1 - beta1, out=buf)  # lerp(m, g, 1-b1)
+        v *= beta2
+        v += np.multiply(np.multiply(g, g, out=buf), 1 - beta2, out=buf)
+        if vmax is not None:
+            np.maximum(vmax, v, out=vmax)
+        denom = self._denominator(vmax if vmax is not None else v, bc2, out=buf)
+        p += np.multiply(np.divide(m, denom, out=buf), -lr / bc1, out=buf)
+
+    def _denominator(self, v: np.ndarray, bc2: float, out: np.ndarray | None = None):
+        r""":math:`\sqrt{v}/\sqrt{1-\beta_2^t} + \epsilon`, computed as torch computes it."""
+        denom = np.sqrt(v, out=out)
+        denom /= math.sqrt(bc2)
+        denom += self.eps
+        return denom
+
+    def internals(self) -> StepInternals:
+        """The bias-corrected moments, effective learning rates and update of the last step."""
+        if self.t == 0:
+            raise RuntimeError("internals() describes the last step; call step() first")
+        bc1, bc2 = self._bias_corrections(self.t)
+        second = self.max_exp_avg_sq if self.amsgrad else self.exp_avg_sq
+        lr = self._last_lr
+        with np.errstate(all="ignore"):
+            denoms = [self._denominator(v, bc2) for v in second]
+            return StepInternals(
+                m_hat=[m / bc1 for m in self.exp_avg],
+                v_hat=[v / bc2 for v in second],
+                effective_lr=[lr / d for d in denoms],
+                update=[-lr / bc1 * (m / d) for m, d in zip(self.exp_avg, denoms)],
+            )
+
+    def _check_grads(self, grads: Sequence[np.ndarray]) -> list[np.ndarray]:
+        grads = list(grads)
+        if len(grads) != len(self.params):
+            raise ValueError(f"grads: expected {len(self.params)} arrays (one per param), got {len(grads)}")
+        checked = []
+        for i, (p, g) in enumerate(zip(self.params, grads)):
+            g = np.asarray(g)
+            if g.shape != p.shape:
+                raise ValueError(f"grads[{i}]: expected shape {p.shape} (that of params[{i}]), got {g.shape}")
+            if g.dtype != p.dtype:
+                if not np.can_cast(g.dtype, p.dtype, casting="safe"):
+                    raise TypeError(
+                        f"grads[{i}]: dtype {g.dtype} cannot be safely cast to params[{i}]'s "
+                        f"dtype {p.dtype}; cast it yourself (g.astype({p.dtype}))"
+                    )
+                g = g.astype(p.dtype)
+            checked.append(g)
+        return checked
+
+    # -- state: a dict of arrays, and .npz files without pickle ------------------------
+    def state_dict(self) -> dict[str, object]:
+        """A copy of the optimizer's state and hyperparameters (not the parameters).
+
+        Keys: ``step``, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq`` (lists of arrays) and
+        the hyperparameters by name.
+        """
+        return {
+            "step": self.t,
+            "exp_avg": [m.copy() for m in self.exp_avg],
+            "exp_avg_sq": [v.copy() for v in self.exp_avg_sq],
+            "max_exp_avg_sq": [v.copy() for v in self.max_exp_avg_sq],
+            **self._hyperparameters(),
+        }
+
+    def _hyperparameters(self) -> dict[str, object]:
+        return {
+            "lr": self.lr,
+            "betas": self.betas,
+            "eps": self.eps,
+            "weight_decay": self.weight_decay,
+            "amsgrad": self.amsgrad,
+            "maximize": self.maximize,
+            "decoupled_weight_decay": self.decoupled_weight_decay,
+            "bias_correction": self.bias_correction,
+        }
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        """Restore a :meth:`state_dict`; raise ``ValueError`` and change nothing if it does not fit."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state: expected a dict from Adam.state_dict(), got {type(state).__name__}")
+        missing = [k for k in ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq", *self._hyperparameters()) if k not in state]
+        if missing:
+            raise ValueError(f"state: missing keys {missing}")
+        checked = hp.check_hyperparameters(state["lr"], state["betas"], state["eps"], state["weight_decay"])
+        flags = {k: state[k] for k in ("amsgrad", "maximize", "decoupled_weight_decay", "bias_correction")}
+        for k, flag in flags.items():
+            if not isinstance(flag, (bool, np.bool_)):
+                raise ValueError(f"state[{k!r}]: expected a bool, got {flag!r}")
+        step = state["step"]
+        if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)) or step < 0:
+            raise ValueError(f"state['step']: expected an integer >= 0, got {step!r}")
+        moments = {"exp_avg": self.params, "exp_avg_sq": self.params}
+        moments["max_exp_avg_sq"] = self.params if flags["amsgrad"] else []
+        arrays = {key: self._check_arrays(f"state[{key!r}]", state[key], like) for key, like in moments.items()}
+        # Everything fits: only now does anything change.
+        self._lr = checked["lr"]
+        self.betas, self.eps, self.weight_decay = checked["betas"], checked["eps"], checked["weight_decay"]
+        self.amsgrad, self.maximize = bool(flags["amsgrad"]), bool(flags["maximize"])
+        self.decoupled_weight_decay = bool(flags["decoupled_weight_decay"])
+        self.bias_correction = bool(flags["bias_correction"])
+        self.t = int(step)
+        self._last_lr = self._lr
+        self.exp_avg, self.exp_avg_sq, self.max_exp_avg_sq = (
+            arrays["exp_avg"], arrays["exp_avg_sq"], arrays["max_exp_avg_sq"]
+        )
+
+    @staticmethod
+    def _check_arrays(name: str, arrays: object, like: list[np.ndarray]) -> list[np.ndarray]:
+        if not isinstance(arrays, (list, tuple)) or len(arrays) != len(like):
+            count = len(arrays) if isinstance(arrays, (list, tuple)) else type(arrays).__name__
+            raise ValueError(f"{name}: expected {len(like)} arrays (one per param), got {count}")
+        out = []
+        for i, (a, p) in enumerate(zip(arrays, like)):
+            if not isinstance(a, np.ndarray) or a.shape != p.shape or a.dtype != p.dtype:
+                got = f"{a.dtype} array of shape {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__
+                raise ValueError(f"{name}[{i}]: expected a {p.dtype} array of shape {p.shape}, got {got}")
+            out.append(a.copy())
+        return out
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the parameters and the optimizer state to an ``.npz`` file (no pickle)."""
+        arrays: dict[str, np.ndarray] = {"step": np.array(self.t)}
+        for key, value in self._hyperparameters().items():
+            arrays[key] = np.array(value)
+        for key, group in (("param", self.params), ("exp_avg", self.exp_avg),
+                           ("exp_avg_sq", self.exp_avg_sq), ("max_exp_avg_sq", self.max_exp_avg_sq)):
+            for i, a in enumerate(group):
+                arrays[f"{key}/{i}"] = a
+        np.savez(path, **arrays)
+
+    def load(self, path: str | os.PathLike) -> None:
+        """Restore parameters (in place) and state from :meth:`save`'s file, bit for bit.
+
+        Raises ``ValueError`` and changes nothing when the file is unreadable or does not
+        fit this optimizer's parameters.
+        """
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                data = {k: f[k] for k in f.files}
+        except (OSError, ValueError, EOFError) as e:
+            if isinstance(e, FileNotFoundError):
+                raise
+            raise ValueError(f"{os.fspath(path)}: not a readable Adam checkpoint ({e})") from e
+
+        def group(key: str) -> list[np.ndarray]:
+            return [data[f"{key}/{i}"] for i in range(sum(k.startswith(f"{key}/") for k in data))]
+
+        try:
+            state = {
+                "step": data["step"].item(),
+                "exp_avg": group("exp_avg"),
+                "exp_avg_sq": group("exp_avg_sq"),
+                "max_exp_avg_sq": group("max_exp_avg_sq"),
+                **{k: data[k].item() if k != "betas" else tuple(data[k].tolist()) for k in self._hyperparameters()},
+            }
+            params = group("param")
+        except (KeyError, ValueError) as e:
+            raise ValueError(f"{os.fspath(path)}: not an Adam checkpoint (missing or malformed {e})") from e
+        params = self._check_arrays(f"{os.fspath(path)}: param", params, self.params)
+        self.load_state_dict(state)  # validates everything else, then changes the state
+        for p, saved in zip(self.params, params):
+            p[...] = saved
+
+
+def _check_params(params: Iterable[np.ndarray]) -> list[np.ndarray]:
+    if isinstance(params, np.ndarray):
+        raise TypeError("params: expected an iterable of arrays (a list), got a single ndarray")
+    params = list(params)
+    if not params:
+        raise ValueError("params: got an empty list; give at least one array")
+    for i, p in enumerate(params):
+        if not isinstance(p, np.ndarray):
+            raise TypeError(f"params[{i}]: expected a NumPy array, got {type(p).__name__}")
+        if p.dtype.type not in _FLOAT_DTYPES:
+            raise TypeError(f"params[{i}]: expected dtype float16, float32 or float64, got {p.dtype}")
+        if not p.flags.writeable:
+            raise ValueError(f"params[{i}]: the array is read-only; Adam updates parameters in place")
+    if len({id(p) for p in params}) != len(params):
+        raise ValueError("params: the same array appears more than once")
+    return params

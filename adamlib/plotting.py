@@ -1,0 +1,63 @@
+"""One figure style for the whole book, and the plots more than one chapter draws.
+
+Every chapter calls :func:`use_style` once; figures are PNG (the inline backend's
+default), which strict nbval does not compare byte for byte.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+STYLE: dict[str, object] = {
+    "figure.figsize": (6.4, 4.0),
+    "figure.dpi": 100,
+    "savefig.dpi": 100,
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "lines.linewidth": 1.6,
+    "legend.frameon": False,
+    "image.cmap": "viridis",
+    "axes.prop_cycle": __import__("cycler").cycler(
+        color=["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf", "#7f7f7f"]
+    ),
+}
+
+
+def use_style() -> None:
+    """Apply the book's matplotlib style (call once at the top of a chapter)."""
+    import matplotlib as mpl
+
+    mpl.rcParams.update(STYLE)
+
+
+def loss_curves(ax, curves: Mapping[str, Sequence[float]], *, log: bool = True, xlabel: str = "step",
+                ylabel: str = "loss") -> None:
+    """Plot named loss curves on ``ax`` (log scale by default); non-finite values are dropped."""
+    for label, ys in curves.items():
+        ys = np.asarray(ys, dtype=float)
+        ax.plot(np.arange(1, len(ys) + 1)[np.isfinite(ys)], ys[np.isfinite(ys)], label=label)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend()
+
+
+def heatmap(ax, values: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str], *,
+            fmt: str = "{:.2f}", cbar_label: str = "", fig=None) -> None:
+    """A annotated heatmap of ``values`` (rows x columns); NaN cells are left blank."""
+    im = ax.imshow(values, origin="lower", aspect="auto")
+    ax.set_xticks(range(len(col_labels)), labels=col_labels)
+    ax.set_yticks(range(len(row_labels)), labels=row_labels)
+    ax.grid(False)
+    for (i, j), x in np.ndenumerate(values):
+        if np.isfinite(x):
+            ax.text(j, i, fmt.format(x), ha="center", va="center", color="w", fontsize=8)
+    if fig is not None:
+        fig.colorbar(im, ax=ax, label=cbar_label)
