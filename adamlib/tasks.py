@@ -75,6 +75,39 @@ class TrainingRun:
         return not bool(np.all(np.isfinite(self.train_loss))) or not np.isfinite(self.val_loss)
 
 
+class NumpyOptimizer:
+    """Let a NumPy optimizer (such as :class:`adamlib.Adam`) train a torch model.
+
+    The optimizer gets NumPy views of the model's parameters (CPU tensors share their
+    memory with ``Tensor.numpy()``), so its in-place updates are the model's updates.
+    It has what :func:`train` uses of a ``torch.optim.Optimizer``: ``zero_grad``,
+    ``step`` and ``param_groups[0]["lr"]``.
+
+    Examples
+    --------
+    >>> import adamlib
+    >>> model = mlp()
+    >>> opt = NumpyOptimizer(model, lambda params: adamlib.Adam(params, lr=1e-2))
+    """
+
+    def __init__(self, model: nn.Module, make_optimizer: Callable[[list[np.ndarray]], object]) -> None:
+        self._params = list(model.parameters())
+        self.optimizer = make_optimizer([p.detach().numpy() for p in self._params])
+
+    @property
+    def param_groups(self) -> list[dict[str, float]]:
+        return [{"lr": self.optimizer.lr}]
+
+    def zero_grad(self) -> None:
+        for p in self._params:
+            p.grad = None
+
+    def step(self) -> None:
+        self.optimizer.step(
+            [np.zeros(p.shape, np.float32) if p.grad is None else p.grad.numpy() for p in self._params]
+        )
+
+
 def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     """Cross-entropy loss and accuracy of ``model`` on ``(X, y)``."""
     with torch.no_grad():
