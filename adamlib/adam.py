@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import os
+import zipfile
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -264,7 +265,7 @@ class Adam:
     def _update(self, p, g, m, v, vmax, buf, lr, bc1, bc2) -> None:
         """Moments and parameter, in place; ``buf`` is scratch of ``p``'s shape and dtype."""
         beta1, beta2 = self.betas
-        m += np.multiply(np.subtract(g, m, out=buf), 1 - beta1, out=buf)  # lerp(m, g, 1-b1)
+        _lerp_(m, g, 1 - beta1, buf)
         v *= beta2
         v += np.multiply(np.multiply(g, g, out=buf), 1 - beta2, out=buf)
         if vmax is not None:
@@ -404,7 +405,7 @@ class Adam:
         try:
             with np.load(path, allow_pickle=False) as f:
                 data = {k: f[k] for k in f.files}
-        except (OSError, ValueError, EOFError) as e:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
             if isinstance(e, FileNotFoundError):
                 raise
             raise ValueError(f"{os.fspath(path)}: not a readable Adam checkpoint ({e})") from e
@@ -427,6 +428,16 @@ class Adam:
         self.load_state_dict(state)  # validates everything else, then changes the state
         for p, saved in zip(self.params, params):
             p[...] = saved
+
+
+def _lerp_(m: np.ndarray, g: np.ndarray, weight: float, buf: np.ndarray) -> None:
+    """``m += weight * (g - m)`` in place, from whichever end is nearer, as ``torch.lerp`` does,
+    so that ``weight = 1`` (beta1 = 0) gives exactly ``g``."""
+    np.subtract(g, m, out=buf)
+    if weight < 0.5:
+        m += np.multiply(buf, weight, out=buf)
+    else:
+        np.subtract(g, np.multiply(buf, 1 - weight, out=buf), out=m)
 
 
 def _check_params(params: Iterable[np.ndarray]) -> list[np.ndarray]:
