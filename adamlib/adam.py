@@ -64,13 +64,20 @@ def adam_step(
 
     Parameters
     ----------
-    param, grad, m, v : ndarray
-        :math:`\theta_{t-1}`, :math:`g_t`, :math:`m_{t-1}`, :math:`v_{t-1}`; all of one shape.
-        Start with ``m = v = 0``.
+    param : ndarray
+        The parameters :math:`\theta_{t-1}`.
+    grad : ndarray
+        The gradient :math:`g_t` at ``param``, of the same shape.
+    m, v : ndarray
+        The moment estimates :math:`m_{t-1}, v_{t-1}` (zeros before the first step).
     t : int
         The step number, counting from 1 (the first step has ``t=1``).
-    lr, beta1, beta2, eps : float
-        :math:`\alpha`, :math:`\beta_1`, :math:`\beta_2`, :math:`\epsilon`.
+    lr : float
+        The learning rate :math:`\alpha`.
+    beta1, beta2 : float
+        The decay rates :math:`\beta_1, \beta_2` of the moment estimates.
+    eps : float
+        :math:`\epsilon`, added to :math:`\sqrt{\hat v_t}`.
 
     Returns
     -------
