@@ -25,7 +25,7 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
-__all__ = ["Problem", "quadratic", "rosenbrock", "run"]
+__all__ = ["Problem", "Sweep", "quadratic", "rosenbrock", "run", "steps_to_reach", "sweep"]
 
 ArrayFn = Callable[[np.ndarray], np.ndarray]
 
@@ -192,8 +192,8 @@ def run(
     Returns
     -------
     ndarray, shape (steps + 1, 2)
-        :math:`x_0, x_1, \dots, x_{\text{steps}}`. A run that diverges keeps going with
-        ``inf``/``nan`` values, without warnings.
+        :math:`x_0, x_1, \dots, x_{\text{steps}}`. A run that diverges stops, without
+        warnings, at the first non-finite point; the rows after it are NaN.
 
     Examples
     --------
@@ -212,10 +212,121 @@ def run(
     opt = make_optimizer([x])
     if not callable(getattr(opt, "step", None)):
         raise TypeError(f"make_optimizer: must return an optimizer with .step(grads), got {type(opt).__name__}")
-    path = np.empty((int(steps) + 1, 2))
+    path = np.full((int(steps) + 1, 2), np.nan)
     path[0] = x
     with np.errstate(all="ignore"):
         for t in range(1, int(steps) + 1):
             opt.step([problem.grad(x)])
             path[t] = x
+            if not np.isfinite(x).all():  # diverged: the rest of the path stays NaN
+                break
     return path
+
+
+def steps_to_reach(problem: Problem, path: np.ndarray, tol: float) -> int | None:
+    r"""The first step :math:`t` at which :math:`f(x_t) - f(x^\star) < \text{tol}`, or ``None``.
+
+    Parameters
+    ----------
+    problem : Problem
+        The function the path was run on.
+    path : ndarray, shape (steps + 1, 2)
+        A trajectory from :func:`run` (row ``t`` is :math:`x_t`).
+    tol : float
+        The tolerance on the gap to the minimum value, ``> 0``.
+    """
+    if isinstance(tol, bool) or not isinstance(tol, Real) or not (0 < tol < math.inf):
+        raise ValueError(f"tol must be a finite number > 0, got {tol!r}")
+    gap = problem.value(path) - problem.value(problem.minimizer)
+    hits = np.flatnonzero(gap < tol)
+    return int(hits[0]) if hits.size else None
+
+
+@dataclass(frozen=True)
+class Sweep:
+    r"""The runs of one optimizer over a grid of learning rates (see :func:`sweep`).
+
+    Attributes
+    ----------
+    lrs : tuple of float
+        The learning rates, in the order given.
+    paths : tuple of ndarray
+        The trajectory of each run, shape ``(steps + 1, 2)``.
+    steps_to_tol : tuple of (int or None)
+        For each run, the first step within ``tol`` of the minimum value (``None``: never).
+    mean_log_gap : tuple of float
+        For each run, the average over its steps of
+        :math:`\log_{10} \max(f(x_t) - f(x^\star), \text{floor})`: low when the run gets close
+        fast *and stays* close; ``inf`` for a run that diverged.
+    best_lr : float
+        The learning rate with the lowest ``mean_log_gap`` (ties: the smaller one).
+    """
+
+    lrs: tuple[float, ...]
+    paths: tuple[np.ndarray, ...] = field(repr=False)
+    steps_to_tol: tuple[int | None, ...]
+    mean_log_gap: tuple[float, ...]
+    best_lr: float
+
+    @property
+    def best_path(self) -> np.ndarray:
+        """The trajectory at :attr:`best_lr`."""
+        return self.paths[self.lrs.index(self.best_lr)]
+
+    @property
+    def diverged(self) -> tuple[bool, ...]:
+        """For each run, whether it left the finite numbers (and so stopped early)."""
+        return tuple(not np.isfinite(path[-1]).all() for path in self.paths)
+
+    @property
+    def reached(self) -> tuple[float, ...]:
+        """The learning rates whose run got within ``tol`` of the minimum."""
+        return tuple(lr for lr, n in zip(self.lrs, self.steps_to_tol) if n is not None)
+
+
+def sweep(
+    make_optimizer: Callable[[list[np.ndarray], float], _Optimizer],
+    problem: Problem,
+    x0: Sequence[float],
+    steps: int,
+    lrs: Sequence[float],
+    tol: float,
+    *,
+    floor: float = 1e-12,
+) -> Sweep:
+    r"""Run one optimizer from ``x0`` at every learning rate in ``lrs``, and rank the runs.
+
+    Parameters
+    ----------
+    make_optimizer : callable
+        ``make_optimizer(params, lr)`` returns an optimizer over ``params``, e.g.
+        ``lambda p, lr: SGD(p, lr=lr, momentum=0.9)``.
+    problem, x0, steps
+        As in :func:`run`.
+    lrs : sequence of float
+        The learning rates to try (at least one).
+    tol : float
+        A run succeeds at the first step where :math:`f(x_t) - f(x^\star) <` ``tol``.
+    floor : float, default 1e-12
+        Gaps below ``floor`` count as ``floor`` in ``mean_log_gap``, so that runs which
+        reach the minimum to machine precision tie rather than race on rounding.
+
+    Returns
+    -------
+    Sweep
+        Every path, the steps each run needed, and the best learning rate.
+    """
+    lrs = tuple(float(lr) for lr in lrs)
+    if not lrs:
+        raise ValueError("lrs: expected at least one learning rate, got none")
+    if isinstance(floor, bool) or not isinstance(floor, Real) or not (0 < floor < math.inf):
+        raise ValueError(f"floor must be a finite number > 0, got {floor!r}")
+    paths = tuple(run(lambda params, lr=lr: make_optimizer(params, lr), problem, x0, steps) for lr in lrs)
+    needed = tuple(steps_to_reach(problem, path, tol) for path in paths)
+    f_star = problem.value(problem.minimizer)
+    scores = []
+    for path in paths:
+        gap = problem.value(path) - f_star
+        scores.append(float(np.mean(np.log10(np.maximum(gap, floor)))) if np.isfinite(gap).all() else math.inf)
+    best = min(range(len(lrs)), key=lambda i: (scores[i], lrs[i]))
+    return Sweep(lrs, paths, needed, tuple(scores), lrs[best])
