@@ -4,7 +4,8 @@ A :class:`Problem` bundles a function :math:`f:\mathbb{R}^2\to\mathbb{R}`, its g
 its minimiser and a window to plot it in. :func:`quadratic` is an ill-conditioned bowl,
 :func:`rosenbrock` a curved valley; :func:`run` drives any optimizer with the
 ``Opt([x], ...).step([grad])`` interface of :class:`adamlib.Adam` over one of them and
-returns the path it took, so chapters need no training loops.
+returns the path it took, so chapters need no training loops; :func:`steps_to_reach` and
+:func:`mean_log_gap` score a path.
 
 Every function accepts points of shape ``(..., 2)`` (a single point, a trajectory, or a
 grid for contour plots) and returns values of shape ``(...)`` and gradients of shape
@@ -25,7 +26,7 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
-__all__ = ["Problem", "Sweep", "quadratic", "rosenbrock", "run", "steps_to_reach", "sweep"]
+__all__ = ["Problem", "mean_log_gap", "quadratic", "rosenbrock", "run", "steps_to_reach"]
 
 ArrayFn = Callable[[np.ndarray], np.ndarray]
 
@@ -242,91 +243,30 @@ def steps_to_reach(problem: Problem, path: np.ndarray, tol: float) -> int | None
     return int(hits[0]) if hits.size else None
 
 
-@dataclass(frozen=True)
-class Sweep:
-    r"""The runs of one optimizer over a grid of learning rates (see :func:`sweep`).
+def mean_log_gap(problem: Problem, path: np.ndarray, floor: float = 1e-12) -> float:
+    r"""How well a run did overall: the mean of :math:`\log_{10}(f(x_t) - f(x^\star))` over its path.
 
-    Attributes
-    ----------
-    lrs : tuple of float
-        The learning rates, in the order given.
-    paths : tuple of ndarray
-        The trajectory of each run, shape ``(steps + 1, 2)``.
-    steps_to_tol : tuple of (int or None)
-        For each run, the first step within ``tol`` of the minimum value (``None``: never).
-    mean_log_gap : tuple of float
-        For each run, the average over its steps of
-        :math:`\log_{10} \max(f(x_t) - f(x^\star), \text{floor})`: low when the run gets close
-        fast *and stays* close; ``inf`` for a run that diverged.
-    best_lr : float
-        The learning rate with the lowest ``mean_log_gap`` (ties: the smaller one).
-    """
+    .. math::
 
-    lrs: tuple[float, ...]
-    paths: tuple[np.ndarray, ...] = field(repr=False)
-    steps_to_tol: tuple[int | None, ...]
-    mean_log_gap: tuple[float, ...]
-    best_lr: float
+       \frac{1}{T+1} \sum_{t=0}^{T} \log_{10} \max\bigl(f(x_t) - f(x^\star),\ \text{floor}\bigr)
 
-    @property
-    def best_path(self) -> np.ndarray:
-        """The trajectory at :attr:`best_lr`."""
-        return self.paths[self.lrs.index(self.best_lr)]
-
-    @property
-    def diverged(self) -> tuple[bool, ...]:
-        """For each run, whether it left the finite numbers (and so stopped early)."""
-        return tuple(not np.isfinite(path[-1]).all() for path in self.paths)
-
-    @property
-    def reached(self) -> tuple[float, ...]:
-        """The learning rates whose run got within ``tol`` of the minimum."""
-        return tuple(lr for lr, n in zip(self.lrs, self.steps_to_tol) if n is not None)
-
-
-def sweep(
-    make_optimizer: Callable[[list[np.ndarray], float], _Optimizer],
-    problem: Problem,
-    x0: Sequence[float],
-    steps: int,
-    lrs: Sequence[float],
-    tol: float,
-    *,
-    floor: float = 1e-12,
-) -> Sweep:
-    r"""Run one optimizer from ``x0`` at every learning rate in ``lrs``, and rank the runs.
+    Low when the run gets close quickly *and stays* close; a run that touches the minimum
+    and leaves again scores worse than one that settles. Gaps below ``floor`` count as
+    ``floor``, so that runs which reach the minimum to machine precision tie rather than race
+    on rounding. A run that diverged (any non-finite point) scores ``inf``.
 
     Parameters
     ----------
-    make_optimizer : callable
-        ``make_optimizer(params, lr)`` returns an optimizer over ``params``, e.g.
-        ``lambda p, lr: SGD(p, lr=lr, momentum=0.9)``.
-    problem, x0, steps
-        As in :func:`run`.
-    lrs : sequence of float
-        The learning rates to try (at least one).
-    tol : float
-        A run succeeds at the first step where :math:`f(x_t) - f(x^\star) <` ``tol``.
+    problem : Problem
+        The function the path was run on.
+    path : ndarray, shape (steps + 1, 2)
+        A trajectory from :func:`run`.
     floor : float, default 1e-12
-        Gaps below ``floor`` count as ``floor`` in ``mean_log_gap``, so that runs which
-        reach the minimum to machine precision tie rather than race on rounding.
-
-    Returns
-    -------
-    Sweep
-        Every path, the steps each run needed, and the best learning rate.
+        The smallest gap that counts, ``> 0``.
     """
-    lrs = tuple(float(lr) for lr in lrs)
-    if not lrs:
-        raise ValueError("lrs: expected at least one learning rate, got none")
     if isinstance(floor, bool) or not isinstance(floor, Real) or not (0 < floor < math.inf):
         raise ValueError(f"floor must be a finite number > 0, got {floor!r}")
-    paths = tuple(run(lambda params, lr=lr: make_optimizer(params, lr), problem, x0, steps) for lr in lrs)
-    needed = tuple(steps_to_reach(problem, path, tol) for path in paths)
-    f_star = problem.value(problem.minimizer)
-    scores = []
-    for path in paths:
-        gap = problem.value(path) - f_star
-        scores.append(float(np.mean(np.log10(np.maximum(gap, floor)))) if np.isfinite(gap).all() else math.inf)
-    best = min(range(len(lrs)), key=lambda i: (scores[i], lrs[i]))
-    return Sweep(lrs, paths, needed, tuple(scores), lrs[best])
+    gap = problem.value(path) - problem.value(problem.minimizer)
+    if not np.isfinite(gap).all():
+        return math.inf
+    return float(np.mean(np.log10(np.maximum(gap, floor))))

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from adamlib import Adam
 from adamlib.baselines import SGD
-from adamlib.problems import Problem, quadratic, rosenbrock, run, steps_to_reach, sweep
+from adamlib.problems import Problem, mean_log_gap, quadratic, rosenbrock, run, steps_to_reach
 
 coordinate = st.floats(-3.0, 3.0)
 condition = st.floats(1.0, 1e3)
@@ -190,31 +190,22 @@ def test_steps_to_reach_is_the_first_step_below_the_tolerance():
         steps_to_reach(problem, path, 0.0)
 
 
-def test_sweep_runs_every_learning_rate_and_ranks_by_mean_log_gap():
-    problem, x0, lrs = quadratic(10), [3.0, -2.0], [0.01, 0.5, 1.0, 100.0]
-    result = sweep(lambda p, lr: SGD(p, lr=lr), problem, x0, 200, lrs, tol=1e-6)
-    for lr, path, needed, score in zip(lrs, result.paths, result.steps_to_tol, result.mean_log_gap):
-        np.testing.assert_array_equal(path, run(lambda p: SGD(p, lr=lr), problem, x0, 200))
-        assert needed == steps_to_reach(problem, path, 1e-6)
-        if np.isfinite(path).all():
-            assert score == pytest.approx(np.mean(np.log10(np.maximum(problem.value(path), 1e-12))))
-    # lr = 100 > 2 overflows along the steep axis (x 99 per step); lr = 0.01 is far too slow
-    assert result.steps_to_tol[0] is None and result.steps_to_tol[3] is None
-    assert result.diverged == (False, False, False, True) and result.mean_log_gap[3] == math.inf
-    assert result.best_lr == 1.0 and result.reached == (0.5, 1.0)  # lr = 1 kills the steep axis at once
-    assert result.best_path is result.paths[2]
-
-
-def test_sweep_prefers_a_run_that_stays_over_one_that_touches_and_leaves():
-    # Adam at a large lr touches the minimum of the valley first, then is kicked out again
-    problem, x0 = rosenbrock(), [-1.2, 1.0]
-    result = sweep(lambda p, lr: Adam(p, lr=lr), problem, x0, 2000, [0.1, 1.0], tol=1e-4)
-    assert result.steps_to_tol[1] < result.steps_to_tol[0]
-    assert result.best_lr == 0.1
-
-
-def test_sweep_refuses_bad_arguments():
-    with pytest.raises(ValueError, match="lrs"):
-        sweep(lambda p, lr: SGD(p, lr=lr), quadratic(), [1.0, 1.0], 5, [], tol=1e-3)
+def test_mean_log_gap_is_the_average_floored_log_suboptimality():
+    problem = rosenbrock()
+    path = run(lambda p: Adam(p, lr=0.1), problem, [-1.2, 1.0], 1000)
+    gap = problem.value(path)
+    assert mean_log_gap(problem, path) == pytest.approx(np.mean(np.log10(np.maximum(gap, 1e-12))))
+    assert gap.min() < 1e-2 and mean_log_gap(problem, path, floor=1e-2) > mean_log_gap(problem, path)
+    diverged = run(lambda p: SGD(p, lr=0.1), problem, [-1.2, 1.0], 50)
+    assert mean_log_gap(problem, diverged) == math.inf
     with pytest.raises(ValueError, match="floor"):
-        sweep(lambda p, lr: SGD(p, lr=lr), quadratic(), [1.0, 1.0], 5, [0.1], tol=1e-3, floor=0.0)
+        mean_log_gap(problem, path, floor=0.0)
+
+
+def test_mean_log_gap_prefers_a_run_that_stays_over_one_that_touches_and_leaves():
+    # Adam at lr = 1 touches the bottom of the valley first, then is kicked out again
+    problem, x0 = rosenbrock(), [-1.2, 1.0]
+    settles, leaves = (run(lambda p: Adam(p, lr=lr), problem, x0, 2000) for lr in (0.1, 1.0))
+    assert steps_to_reach(problem, leaves, 1e-4) < steps_to_reach(problem, settles, 1e-4)
+    assert problem.value(leaves[steps_to_reach(problem, leaves, 1e-4):]).max() > 1e-2
+    assert mean_log_gap(problem, settles) < mean_log_gap(problem, leaves)
