@@ -41,6 +41,7 @@ from .tasks import DigitsSplit, train
 
 __all__ = ["METHODS", "RangeTest", "exponential_rates", "lr_range_test", "smooth", "suggest"]
 
+#: The rules :func:`suggest` knows.
 METHODS = ("steepest", "min/10")
 
 
@@ -87,9 +88,10 @@ def suggest(lr: np.ndarray, smoothed: np.ndarray, method: str = "steepest") -> f
 
     Parameters
     ----------
-    lr, smoothed : ndarray, shape (N,)
-        The rates (increasing) and the smoothed loss at each of them, ``N >= 3``.
-    method : {"steepest", "min/10"}
+    lr, smoothed : ndarray
+        The rates (increasing) and the smoothed loss at each of them: two 1-D arrays of
+        one length ``N >= 3``.
+    method : str
         ``"steepest"``: the rate at the most negative :math:`d\bar L / d\log\alpha`
         (central differences), among the points up to the minimum of :math:`\bar L`.
         ``"min/10"``: the rate at the minimum of :math:`\bar L`, divided by 10.
@@ -158,7 +160,7 @@ def lr_range_test(
 ) -> RangeTest:
     """Train ``model`` with a rate rising from ``start`` to ``end`` and record the loss.
 
-    Uses :func:`adamlib.tasks.train` (same minibatches for the same ``seed``), setting the
+    Uses ``adamlib.tasks.train`` (same minibatches for the same ``seed``), setting the
     rate of every param group before each step; stops once the smoothed loss exceeds
     ``stop_factor`` times its lowest value so far. ``model`` and ``optimizer`` are trained
     in place: start the real training from a fresh model.
@@ -168,13 +170,13 @@ def lr_range_test(
     model, optimizer
         A model and any ``torch.optim.Optimizer`` over its parameters (its ``lr`` is overwritten).
     data
-        From :func:`adamlib.tasks.digits_split`.
+        From ``adamlib.tasks.digits_split``.
     start, end : float
         The first and the last rate, ``0 < start < end``.
     steps : int
         The number of steps if the test does not stop early (``>= 2``).
     batch_size, seed
-        Passed to :func:`adamlib.tasks.train`.
+        Passed to ``adamlib.tasks.train``.
     beta : float
         The smoothing of :func:`smooth`.
     stop_factor : float

@@ -2,7 +2,7 @@ r"""Learning-rate schedules built from torch's own schedulers, from a few number
 
 Each factory takes an optimizer whose learning rate is the *peak* rate :math:`\alpha`
 and returns a ``torch.optim.lr_scheduler.LRScheduler`` to be stepped once after every
-optimizer step (as :func:`adamlib.tasks.train` does). With :math:`t = 0, 1, \dots` the
+optimizer step (as ``adamlib.tasks.train`` does). With :math:`t = 0, 1, \dots` the
 number of steps taken so far and :math:`T` the budget in steps:
 
 .. math::
@@ -157,6 +157,7 @@ def warmup_cosine(
     return lr_scheduler.SequentialLR(optimizer, [warm, anneal], milestones=[warmup_steps])
 
 
+#: The factories by name, as :func:`make` and :func:`trace` take them.
 SCHEDULES: dict[str, Callable[..., Scheduler]] = {
     "constant": constant,
     "step": step,
@@ -166,7 +167,7 @@ SCHEDULES: dict[str, Callable[..., Scheduler]] = {
 
 
 def make(name: str, optimizer: torch.optim.Optimizer, total_steps: int, **options) -> Scheduler:
-    """The schedule called ``name`` (a key of :data:`SCHEDULES`), with its ``options``.
+    """The schedule called ``name`` (a key of ``SCHEDULES``), with its ``options``.
 
     Examples
     --------
@@ -183,11 +184,12 @@ def trace(name: str, peak_lr: float, total_steps: int, **options) -> np.ndarray:
     r"""The rate :math:`\alpha_t` at each of ``total_steps`` steps, without training anything.
 
     Runs the schedule on an SGD optimizer over one dummy parameter, reading the rate
-    before each step, as :func:`adamlib.tasks.train` records it.
+    before each step, as ``adamlib.tasks.train`` records it.
 
     Returns
     -------
-    ndarray, shape (total_steps,)
+    ndarray
+        ``total_steps`` rates, :math:`\alpha_0, \dots, \alpha_{T-1}`.
     """
     if isinstance(peak_lr, bool) or not isinstance(peak_lr, Real) or not (0 < peak_lr < math.inf):
         raise ValueError(f"peak_lr must be a finite number > 0, got {peak_lr!r}")

@@ -27,6 +27,7 @@ import numpy as np
 
 __all__ = ["REGIMES", "Sweep", "classify_regimes", "log_grid", "sweep", "tail_mean", "trend"]
 
+#: The labels :func:`classify_regimes` gives, from the smallest rates to the largest.
 REGIMES = ("too small", "good", "too large", "diverging")
 
 
@@ -86,7 +87,7 @@ def sweep(fn: Callable[[float, int], Any], grid: Sequence[float], seeds: Sequenc
     ----------
     fn : callable
         Runs one experiment, e.g. trains a model with learning rate ``value`` from ``seed``
-        and returns a :class:`adamlib.tasks.TrainingRun`. Anything it returns is kept.
+        and returns a ``adamlib.tasks.TrainingRun``. Anything it returns is kept.
     grid : sequence of float
         The hyperparameter values (at least one; finite).
     seeds : sequence of int
@@ -173,7 +174,7 @@ def classify_regimes(
     Returns
     -------
     ndarray of str
-        One of :data:`REGIMES` per rate.
+        One of ``REGIMES`` per rate.
     """
     lr = np.asarray(lr, dtype=float)
     arrays = {"score": score, "final_loss": final_loss, "initial_loss": initial_loss}
