@@ -43,8 +43,8 @@ class Problem:
         :math:`f`, from points of shape ``(..., 2)`` to values of shape ``(...)``.
     grad : callable
         :math:`\nabla f`, from points of shape ``(..., 2)`` to gradients of the same shape.
-    minimizer : ndarray, shape (2,)
-        :math:`x^\star = \arg\min f`.
+    minimizer : ndarray
+        :math:`x^\star = \arg\min f`, of shape ``(2,)``.
     xlim, ylim : (float, float)
         A window that shows the interesting part of the landscape.
     """
@@ -185,16 +185,17 @@ def run(
         ``lambda params: Adam(params, lr=0.1)``.
     problem : Problem
         Supplies :math:`\nabla f`.
-    x0 : sequence of 2 floats
-        The starting point.
+    x0 : sequence of float
+        The starting point, two numbers.
     steps : int
         How many steps to take (``>= 0``).
 
     Returns
     -------
-    ndarray, shape (steps + 1, 2)
-        :math:`x_0, x_1, \dots, x_{\text{steps}}`. A run that diverges stops, without
-        warnings, at the first non-finite point; the rows after it are NaN.
+    ndarray
+        Of shape ``(steps + 1, 2)``: :math:`x_0, x_1, \dots, x_{\text{steps}}`. A run that
+        diverges stops, without warnings, at the first non-finite point; the rows after it
+        are NaN.
 
     Examples
     --------
@@ -231,8 +232,8 @@ def steps_to_reach(problem: Problem, path: np.ndarray, tol: float) -> int | None
     ----------
     problem : Problem
         The function the path was run on.
-    path : ndarray, shape (steps + 1, 2)
-        A trajectory from :func:`run` (row ``t`` is :math:`x_t`).
+    path : ndarray
+        A trajectory from :func:`run`, of shape ``(steps + 1, 2)`` (row ``t`` is :math:`x_t`).
     tol : float
         The tolerance on the gap to the minimum value, ``> 0``.
     """
@@ -259,8 +260,8 @@ def mean_log_gap(problem: Problem, path: np.ndarray, floor: float = 1e-12) -> fl
     ----------
     problem : Problem
         The function the path was run on.
-    path : ndarray, shape (steps + 1, 2)
-        A trajectory from :func:`run`.
+    path : ndarray
+        A trajectory from :func:`run`, of shape ``(steps + 1, 2)``.
     floor : float, default 1e-12
         The smallest gap that counts, ``> 0``.
     """
