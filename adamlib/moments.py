@@ -113,8 +113,8 @@ def bias_correction_factor(beta: float, t: ArrayLike) -> np.ndarray | float:
     ----------
     beta : float
         The decay rate, in [0, 1).
-    t : int or array of int
-        Number of inputs so far (the step number), >= 1.
+    t : int or ndarray
+        Number of inputs so far (the step number), an integer >= 1, or an array of them.
 
     Returns
     -------
@@ -142,8 +142,9 @@ def ema(xs: ArrayLike, beta: float, *, bias_correction: bool = True) -> np.ndarr
 
     Parameters
     ----------
-    xs : array_like, shape (T, ...)
-        The inputs :math:`x_1, \dots, x_T` (axis 0 is time; other axes are averaged separately).
+    xs : array_like
+        The inputs :math:`x_1, \dots, x_T`, of shape ``(T, ...)`` (axis 0 is time; other axes are
+        averaged separately).
     beta : float
         The decay rate, in [0, 1).
     bias_correction : bool, default True
@@ -151,8 +152,8 @@ def ema(xs: ArrayLike, beta: float, *, bias_correction: bool = True) -> np.ndarr
 
     Returns
     -------
-    ndarray, shape (T, ...)
-        :math:`\hat m_1, \dots, \hat m_T` (or :math:`m_1, \dots, m_T`), in float64.
+    ndarray
+        :math:`\hat m_1, \dots, \hat m_T` (or :math:`m_1, \dots, m_T`), in float64, of ``xs``'s shape.
 
     Examples
     --------
@@ -210,8 +211,8 @@ def uncorrected_step(beta1: float, beta2: float, t: ArrayLike = 1) -> np.ndarray
     ----------
     beta1, beta2 : float
         In [0, 1).
-    t : int or array of int, default 1
-        Step number(s), >= 1.
+    t : int or ndarray, default 1
+        Step number(s): an integer >= 1, or an array of them.
 
     Examples
     --------

@@ -63,7 +63,8 @@ def noisy_gradients(steps: int, *, mean: float = 1.0, noise: float = 1.0, dim: i
 
     Returns
     -------
-    ndarray, shape (steps, dim)
+    ndarray
+        The gradients, of shape ``(steps, dim)``.
     """
     steps = _check_int("steps", steps, 0)
     dim = _check_int("dim", dim, 1)
@@ -96,7 +97,8 @@ def scale_shift(steps: int, *, at: int, factor: float, mean: float = 1.0, noise:
 
     Returns
     -------
-    ndarray, shape (steps, dim)
+    ndarray
+        The gradients, of shape ``(steps, dim)``.
     """
     steps = _check_int("steps", steps, 1)
     at = _check_int("at", at, 0)
@@ -171,8 +173,8 @@ def adam_path(grad: Callable[[np.ndarray, int], ArrayLike], x0: ArrayLike, steps
 
     Returns
     -------
-    ndarray, shape (steps + 1, *x0.shape)
-        :math:`\theta_0, \theta_1, \dots, \theta_T` in float64.
+    ndarray
+        :math:`\theta_0, \theta_1, \dots, \theta_T` in float64, of shape ``(steps + 1, *x0.shape)``.
     """
     steps = _check_int("steps", steps, 0)
     if not callable(grad):
@@ -196,14 +198,15 @@ def adam_updates(grads: ArrayLike, *, lr: float = hp.LR, betas: tuple[float, flo
 
     Parameters
     ----------
-    grads : array_like, shape (T, ...)
-        The stream, e.g. from :func:`noisy_gradients` or :func:`scale_shift`.
+    grads : array_like
+        The stream, of shape ``(T, ...)``, e.g. from :func:`noisy_gradients` or :func:`scale_shift`.
     lr, betas, eps, bias_correction
         As in :class:`adamlib.Adam`.
 
     Returns
     -------
-    ndarray, shape (T, ...)
+    ndarray
+        The steps, of ``grads``'s shape.
 
     Examples
     --------
