@@ -35,8 +35,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from . import hyperparams as hp
-
-_FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+from .arrays import check_grads, check_params
 
 
 def adam_step(
@@ -189,7 +188,7 @@ class Adam:
         bias_correction: bool = True,
     ) -> None:
         checked = hp.check_hyperparameters(lr, betas, eps, weight_decay)
-        self.params: list[np.ndarray] = _check_params(params)
+        self.params: list[np.ndarray] = check_params(params)
         self._lr = checked["lr"]
         self.betas: tuple[float, float] = checked["betas"]
         self.eps: float = checked["eps"]
@@ -249,7 +248,7 @@ class Adam:
         ValueError, TypeError
             Before anything changes, when the gradients do not fit the parameters.
         """
-        grads = self._check_grads(grads)
+        grads = check_grads(self.params, grads)
         t = self.t + 1
         bc1, bc2 = self._bias_corrections(t)
         lr, wd = self.lr, self.weight_decay
@@ -302,25 +301,6 @@ class Adam:
                 effective_lr=[lr / d for d in denoms],
                 update=[-lr / bc1 * (m / d) for m, d in zip(self.exp_avg, denoms)],
             )
-
-    def _check_grads(self, grads: Sequence[np.ndarray]) -> list[np.ndarray]:
-        grads = list(grads)
-        if len(grads) != len(self.params):
-            raise ValueError(f"grads: expected {len(self.params)} arrays (one per param), got {len(grads)}")
-        checked = []
-        for i, (p, g) in enumerate(zip(self.params, grads)):
-            g = np.asarray(g)
-            if g.shape != p.shape:
-                raise ValueError(f"grads[{i}]: expected shape {p.shape} (that of params[{i}]), got {g.shape}")
-            if g.dtype != p.dtype:
-                if not np.can_cast(g.dtype, p.dtype, casting="safe"):
-                    raise TypeError(
-                        f"grads[{i}]: dtype {g.dtype} cannot be safely cast to params[{i}]'s "
-                        f"dtype {p.dtype}; cast it yourself (g.astype({p.dtype}))"
-                    )
-                g = g.astype(p.dtype)
-            checked.append(g)
-        return checked
 
     # -- state: a dict of arrays, and .npz files without pickle ------------------------
     def state_dict(self) -> dict[str, object]:
@@ -445,21 +425,3 @@ def _lerp_(m: np.ndarray, g: np.ndarray, weight: float, buf: np.ndarray) -> None
         m += np.multiply(buf, weight, out=buf)
     else:
         np.subtract(g, np.multiply(buf, 1 - weight, out=buf), out=m)
-
-
-def _check_params(params: Iterable[np.ndarray]) -> list[np.ndarray]:
-    if isinstance(params, np.ndarray):
-        raise TypeError("params: expected an iterable of arrays (a list), got a single ndarray")
-    params = list(params)
-    if not params:
-        raise ValueError("params: got an empty list; give at least one array")
-    for i, p in enumerate(params):
-        if not isinstance(p, np.ndarray):
-            raise TypeError(f"params[{i}]: expected a NumPy array, got {type(p).__name__}")
-        if p.dtype.type not in _FLOAT_DTYPES:
-            raise TypeError(f"params[{i}]: expected dtype float16, float32 or float64, got {p.dtype}")
-        if not p.flags.writeable:
-            raise ValueError(f"params[{i}]: the array is read-only; Adam updates parameters in place")
-    if len({id(p) for p in params}) != len(params):
-        raise ValueError("params: the same array appears more than once")
-    return params

@@ -36,8 +36,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from . import hyperparams as hp
-from .adam import Adam as _Adam
-from .adam import _check_params
+from .arrays import check_grads, check_params
 
 __all__ = ["SGD", "RMSprop", "Adagrad"]
 
@@ -50,7 +49,7 @@ class _Baseline:
 
     def __init__(self, params: Iterable[np.ndarray], lr: float) -> None:
         self._lr = hp.check_lr(lr)
-        self.params: list[np.ndarray] = _check_params(params)
+        self.params: list[np.ndarray] = check_params(params)
         self.t = 0
 
     @property
@@ -61,10 +60,6 @@ class _Baseline:
     @lr.setter
     def lr(self, value: float) -> None:
         self._lr = hp.check_lr(value)
-
-    # The same checks as Adam's (one gradient per parameter, same shape, safe dtype cast);
-    # borrowed rather than copied until adamlib.adam exposes them as a function.
-    _check_grads = _Adam._check_grads
 
     def step(self, grads: Sequence[np.ndarray]) -> None:
         """Update every parameter in place from its gradient.
@@ -79,7 +74,7 @@ class _Baseline:
         ValueError, TypeError
             Before anything changes, when the gradients do not fit the parameters.
         """
-        grads = self._check_grads(grads)
+        grads = check_grads(self.params, grads)
         with np.errstate(all="ignore"):  # NaN and inf propagate as in torch, no warnings
             for i, (p, g) in enumerate(zip(self.params, grads)):
                 self._update(i, p, g)
