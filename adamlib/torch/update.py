@@ -205,7 +205,7 @@ def compiled_update(device: torch.device, dtype: torch.dtype, amsgrad: bool, *, 
     returns ``None`` (the caller then runs :func:`update_eager`).
     """
     key = (device, dtype, amsgrad)
-    if key not in _compiled:
+    if key not in _compiled or (strict and _compiled[key] is None):
         try:
             _compiled[key] = CompiledUpdate(device, dtype, amsgrad)
         except Exception as error:
