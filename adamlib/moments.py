@@ -239,8 +239,9 @@ def step_bound(beta1: float, beta2: float, t: int | None = None, *, bias_correct
        \frac{|m_t|}{\sqrt{v_t}} \le \frac{1-\beta_1}{\sqrt{1-\beta_2}}
        \sqrt{\sum_{k=0}^{t-1} r^k}, \qquad r = \frac{\beta_1^2}{\beta_2},
 
-    with equality when :math:`g_{t-k} \propto (\beta_1/\beta_2)^k` (old gradients large, recent
-    ones small: the first moment still remembers what the second has forgotten). As
+    with equality when :math:`g_{t-k} \propto (\beta_1/\beta_2)^k` (recent gradients large, old
+    ones small: a gradient growing by :math:`\beta_2/\beta_1` per step, which :math:`m` follows
+    faster than :math:`v`). As
     :math:`t\to\infty` the bound is :math:`(1-\beta_1)/\sqrt{(1-\beta_2)(1-r)}` if
     :math:`\beta_1^2 < \beta_2`, and **infinite** if :math:`\beta_1^2 \ge \beta_2`.
 

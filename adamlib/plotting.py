@@ -56,8 +56,11 @@ def heatmap(ax, values: np.ndarray, row_labels: Sequence[str], col_labels: Seque
     ax.set_xticks(range(len(col_labels)), labels=col_labels)
     ax.set_yticks(range(len(row_labels)), labels=row_labels)
     ax.grid(False)
+    finite = np.asarray(values, dtype=float)[np.isfinite(values)]
+    low, high = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
     for (i, j), x in np.ndenumerate(values):
         if np.isfinite(x):
-            ax.text(j, i, fmt.format(x), ha="center", va="center", color="w", fontsize=8)
+            bright = high > low and x > low + 0.6 * (high - low)  # dark text on bright cells
+            ax.text(j, i, fmt.format(x), ha="center", va="center", color="k" if bright else "w", fontsize=8)
     if fig is not None:
         fig.colorbar(im, ax=ax, label=cbar_label)
