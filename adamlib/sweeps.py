@@ -3,7 +3,8 @@ r"""Run an experiment over a grid of hyperparameter values (and seeds), and read
 :func:`sweep` calls ``fn(value, seed)`` for every grid value and seed and keeps what it
 returns; :meth:`Sweep.metric` turns those results into an array of shape
 ``(len(grid), len(seeds))``. :func:`log_grid` builds log-spaced grids that land exactly on
-powers of ten, :func:`tail_mean` and :func:`trend` summarise a loss curve, and
+powers of ten, :func:`tail_mean`, :func:`trend` and :func:`largest_climb` summarise a loss
+curve, and
 :func:`classify_regimes` sorts learning rates into four regimes: too small, good, too
 large and diverging.
 
@@ -25,7 +26,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["REGIMES", "Sweep", "classify_regimes", "log_grid", "sweep", "tail_mean", "trend"]
+__all__ = ["REGIMES", "Sweep", "classify_regimes", "largest_climb", "log_grid", "sweep", "tail_mean", "trend"]
 
 #: The labels :func:`classify_regimes` gives, from the smallest rates to the largest.
 REGIMES = ("too small", "good", "too large", "diverging")
@@ -142,6 +143,25 @@ def trend(losses: Sequence[float], k: int) -> tuple[float, float]:
     b = float(t @ (y - y.mean()) / (t @ t))
     resid = y - y.mean() - b * t
     return b, float(math.sqrt(resid @ resid / (k - 2) / (t @ t)))
+
+
+def largest_climb(losses: Sequence[float]) -> float:
+    r"""The largest factor by which a loss curve rose above the lowest value it had reached.
+
+    .. math::
+
+       \max_t \frac{L_t}{\min_{s \le t} L_s}
+
+    It is 1 for a curve that never rises, and large for a run that found a low loss and
+    was thrown out of it. Pass a smoothed curve (minibatch noise alone makes small climbs).
+    Losses must be positive; ``inf`` if any is not finite.
+    """
+    losses = _curve(losses)
+    if not np.all(np.isfinite(losses)):
+        return math.inf
+    if not np.all(losses > 0):
+        raise ValueError("losses: expected positive values")
+    return float(np.max(losses / np.minimum.accumulate(losses)))
 
 
 def classify_regimes(

@@ -159,3 +159,18 @@ def test_regime_labels_follow_their_definitions(data, tol):
 def test_classify_rejects_bad_input(args, kwargs, match):
     with pytest.raises(ValueError, match=match):
         sweeps.classify_regimes(*args, **kwargs)
+
+
+@given(st.lists(st.floats(1e-3, 1e3), min_size=1, max_size=50))
+def test_largest_climb_against_a_double_loop(losses):
+    expected = max(losses[t] / min(losses[: t + 1]) for t in range(len(losses)))
+    assert sweeps.largest_climb(losses) == pytest.approx(expected, rel=1e-12)
+    assert sweeps.largest_climb(losses) >= 1.0
+
+
+def test_largest_climb_of_falling_and_bouncing_curves():
+    assert sweeps.largest_climb([5.0, 4.0, 4.0, 1.0]) == 1.0
+    assert sweeps.largest_climb([2.0, 0.5, 3.0, 0.1, 0.4]) == 6.0  # 3.0 after a low of 0.5
+    assert sweeps.largest_climb([1.0, math.nan]) == math.inf
+    with pytest.raises(ValueError, match="positive"):
+        sweeps.largest_climb([1.0, 0.0])
