@@ -25,7 +25,7 @@ test-lib: $(STAMP)
 	$(BIN)/python -m pytest -n 2 tests
 
 test-notebooks: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --nbval book
+	$(BIN)/python -m pytest -n 2 --dist loadfile --nbval book
 
 test-book: $(STAMP)
 	rm -rf _build/html
