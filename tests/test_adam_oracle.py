@@ -11,31 +11,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import adamlib
-from conftest import SHAPES, random_grads
-
-TOLERANCE = {np.float64: dict(rtol=1e-10, atol=1e-300), np.float32: dict(rtol=1e-5, atol=1e-7)}
-
+from conftest import assert_matches, random_grads, step_side_by_side
 
 def run_both(dtype, steps: int = 30, seed: int = 0, lrs=None, **options):
-    """Step adamlib.Adam and torch.optim.Adam (for-loop) on the same gradients.
-
-    ``lrs``, if given, is the learning rate of each step (set on both between steps).
-    Returns the final (ours, theirs) lists of parameters and of each state tensor.
-    """
-    rng = np.random.default_rng(seed)
-    params = [np.asarray(rng.standard_normal(s), dtype=dtype) for s in SHAPES]
-    tparams = [torch.tensor(p.copy(), requires_grad=True) for p in params]
-    ours = adamlib.Adam(params, **options)
-    theirs = torch.optim.Adam(tparams, foreach=False, **options)
-    for t in range(steps):
-        if lrs is not None:
-            ours.lr = lrs[t]
-            theirs.param_groups[0]["lr"] = lrs[t]
-        grads = random_grads(rng, SHAPES, dtype)
-        ours.step(grads)
-        for tp, g in zip(tparams, grads):
-            tp.grad = torch.from_numpy(g.copy())
-        theirs.step()
+    """adamlib.Adam and torch.optim.Adam after the same steps: (ours, theirs) parameters and state."""
+    ours, params, theirs, tparams = step_side_by_side(
+        adamlib.Adam, torch.optim.Adam, dtype, steps=steps, seed=seed, lrs=lrs, **options
+    )
     keys = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if options.get("amsgrad") else [])
     got = {"param": params, **{k: getattr(ours, k) for k in keys}}
     want = {
@@ -43,13 +25,6 @@ def run_both(dtype, steps: int = 30, seed: int = 0, lrs=None, **options):
         **{k: [theirs.state[tp][k].numpy() for tp in tparams] for k in keys},
     }
     return got, want
-
-
-def assert_matches(got, want, dtype):
-    for key in want:
-        for i, (a, b) in enumerate(zip(got[key], want[key])):
-            assert a.dtype == b.dtype == dtype, (key, i)
-            np.testing.assert_allclose(a, b, err_msg=f"{key}[{i}]", **TOLERANCE[dtype])
 
 
 OPTIONS = list(

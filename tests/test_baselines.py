@@ -10,9 +10,7 @@ from hypothesis import strategies as st
 
 import adamlib
 from adamlib.baselines import SGD, Adagrad, RMSprop
-from conftest import SHAPES, random_grads
-
-TOLERANCE = {np.float64: dict(rtol=1e-10, atol=1e-300), np.float32: dict(rtol=1e-5, atol=1e-7)}
+from conftest import assert_matches, random_grads, step_side_by_side
 
 # (ours, torch's, state name in torch, our state attribute), keyed by a readable name.
 PAIRS = {
@@ -26,20 +24,9 @@ PAIRS = {
 def run_both(name: str, dtype=np.float64, steps: int = 40, seed: int = 0, lrs=None, **options):
     """Step our optimizer and torch's on the same random gradients; return both final states."""
     ours_cls, theirs_cls, torch_key, our_key = PAIRS[name]
-    rng = np.random.default_rng(seed)
-    params = [np.asarray(rng.standard_normal(s), dtype=dtype) for s in SHAPES]
-    tparams = [torch.tensor(p.copy(), requires_grad=True) for p in params]
-    ours = ours_cls(params, **options)
-    theirs = theirs_cls(tparams, foreach=False, **options)
-    for t in range(steps):
-        if lrs is not None:
-            ours.lr = lrs[t]
-            theirs.param_groups[0]["lr"] = lrs[t]
-        grads = random_grads(rng, SHAPES, dtype)
-        ours.step(grads)
-        for tp, g in zip(tparams, grads):
-            tp.grad = torch.from_numpy(g.copy())
-        theirs.step()
+    ours, params, theirs, tparams = step_side_by_side(
+        ours_cls, theirs_cls, dtype, steps=steps, seed=seed, lrs=lrs, **options
+    )
     got = {"param": params}
     want = {"param": [tp.detach().numpy() for tp in tparams]}
     if torch_key is not None and options.get("momentum", 1) != 0:  # SGD(momentum=0) keeps no buffer
@@ -47,13 +34,6 @@ def run_both(name: str, dtype=np.float64, steps: int = 40, seed: int = 0, lrs=No
         want["state"] = [theirs.state[tp][torch_key].numpy() for tp in tparams]
     assert ours.t == steps
     return got, want
-
-
-def assert_matches(got, want, dtype=np.float64):
-    for key in want:
-        for i, (a, b) in enumerate(zip(got[key], want[key])):
-            assert a.dtype == b.dtype == dtype, (key, i)
-            np.testing.assert_allclose(a, b, err_msg=f"{key}[{i}]", **TOLERANCE[dtype])
 
 
 # -- against the oracle -----------------------------------------------------------------
