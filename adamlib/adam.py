@@ -35,7 +35,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from . import hyperparams as hp
-from .arrays import check_grads, check_params
+from .optimizer import Optimizer
 
 
 def adam_step(
@@ -123,7 +123,7 @@ class StepInternals:
     update: list[np.ndarray]
 
 
-class Adam:
+class Adam(Optimizer):
     r"""Adam over NumPy arrays, with the semantics of ``torch.optim.Adam``.
 
     Each call to :meth:`step` does, for every parameter :math:`\theta` and its gradient
@@ -188,8 +188,7 @@ class Adam:
         bias_correction: bool = True,
     ) -> None:
         checked = hp.check_hyperparameters(lr, betas, eps, weight_decay)
-        self.params: list[np.ndarray] = check_params(params)
-        self._lr = checked["lr"]
+        super().__init__(params, lr)
         self.betas: tuple[float, float] = checked["betas"]
         self.eps: float = checked["eps"]
         self.weight_decay: float = checked["weight_decay"]
@@ -197,7 +196,6 @@ class Adam:
         self.maximize = bool(maximize)
         self.decoupled_weight_decay = bool(decoupled_weight_decay)
         self.bias_correction = bool(bias_correction)
-        self.t = 0
         self.exp_avg = [np.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [np.zeros_like(p) for p in self.params]
         self.max_exp_avg_sq = [np.zeros_like(p) for p in self.params] if self.amsgrad else []
@@ -209,23 +207,8 @@ class Adam:
             self._scratch[p.dtype] = np.empty((2, size), dtype=p.dtype)
         self._last_lr = self._lr
 
-    # -- the learning rate may change between steps (schedules) ----------------------
-    @property
-    def lr(self) -> float:
-        """The learning rate used by the next step."""
-        return self._lr
-
-    @lr.setter
-    def lr(self, value: float) -> None:
-        self._lr = hp.check_lr(value)
-
-    def __repr__(self) -> str:
-        return (
-            f"Adam({len(self.params)} params, lr={self.lr}, betas={self.betas}, eps={self.eps}, "
-            f"weight_decay={self.weight_decay}, amsgrad={self.amsgrad}, maximize={self.maximize}, "
-            f"decoupled_weight_decay={self.decoupled_weight_decay}, "
-            f"bias_correction={self.bias_correction}, t={self.t})"
-        )
+    def _options(self) -> dict[str, object]:
+        return {k: v for k, v in self._hyperparameters().items() if k != "lr"}
 
     # -- the step ------------------------------------------------------------------
     def _bias_corrections(self, t: int) -> tuple[float, float]:
@@ -248,36 +231,30 @@ class Adam:
         ValueError, TypeError
             Before anything changes, when the gradients do not fit the parameters.
         """
-        grads = check_grads(self.params, grads)
-        t = self.t + 1
-        bc1, bc2 = self._bias_corrections(t)
-        lr, wd = self.lr, self.weight_decay
-        # Errors are IEEE values (NaN, inf), as in torch: no warning may abort a step halfway.
-        with np.errstate(all="ignore"):
-            for i, (p, g) in enumerate(zip(self.params, grads)):
-                vmax = self.max_exp_avg_sq[i] if self.amsgrad else None
-                a, b = (s[: p.size].reshape(p.shape) for s in self._scratch[p.dtype])
-                if self.maximize:
-                    g = np.negative(g, out=a)
-                if wd != 0:
-                    if self.decoupled_weight_decay:
-                        p *= 1 - lr * wd
-                    else:
-                        g = np.add(g, np.multiply(p, wd, out=b), out=a)
-                self._update(p, g, self.exp_avg[i], self.exp_avg_sq[i], vmax, b, lr, bc1, bc2)
-        self.t = t
-        self._last_lr = lr
+        super().step(grads)
+        self._last_lr = self.lr
 
-    def _update(self, p, g, m, v, vmax, buf, lr, bc1, bc2) -> None:
-        """Moments and parameter, in place; ``buf`` is scratch of ``p``'s shape and dtype."""
+    def _update(self, i: int, p: np.ndarray, g: np.ndarray) -> None:
+        """Step ``self.t`` for parameter ``i``, in place, through two scratch buffers."""
+        lr, wd = self.lr, self.weight_decay
+        bc1, bc2 = self._bias_corrections(self.t)
+        a, b = (s[: p.size].reshape(p.shape) for s in self._scratch[p.dtype])
+        if self.maximize:
+            g = np.negative(g, out=a)
+        if wd != 0:
+            if self.decoupled_weight_decay:
+                p *= 1 - lr * wd
+            else:
+                g = np.add(g, np.multiply(p, wd, out=b), out=a)
         beta1, beta2 = self.betas
-        _lerp_(m, g, 1 - beta1, buf)
+        m, v = self.exp_avg[i], self.exp_avg_sq[i]
+        _lerp_(m, g, 1 - beta1, b)
         v *= beta2
-        v += np.multiply(np.multiply(g, g, out=buf), 1 - beta2, out=buf)
-        if vmax is not None:
-            np.maximum(vmax, v, out=vmax)
-        denom = self._denominator(vmax if vmax is not None else v, bc2, out=buf)
-        p += np.multiply(np.divide(m, denom, out=buf), -lr / bc1, out=buf)
+        v += np.multiply(np.multiply(g, g, out=b), 1 - beta2, out=b)
+        if self.amsgrad:
+            v = np.maximum(self.max_exp_avg_sq[i], v, out=self.max_exp_avg_sq[i])
+        denom = self._denominator(v, bc2, out=b)
+        p += np.multiply(np.divide(m, denom, out=b), -lr / bc1, out=b)
 
     def _denominator(self, v: np.ndarray, bc2: float, out: np.ndarray | None = None):
         r""":math:`\sqrt{v}/\sqrt{1-\beta_2^t} + \epsilon`, computed as torch computes it."""

@@ -31,67 +31,17 @@ Machine Learning.
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 
 from . import hyperparams as hp
-from .arrays import check_grads, check_params
+from .optimizer import Optimizer
 
 __all__ = ["SGD", "RMSprop", "Adagrad"]
 
 
-class _Baseline:
-    """What every baseline shares: checked params, a settable lr, checked grads, a step count.
-
-    A subclass sets its state in ``__init__`` and writes :meth:`_update` for one parameter.
-    """
-
-    def __init__(self, params: Iterable[np.ndarray], lr: float) -> None:
-        self._lr = hp.check_lr(lr)
-        self.params: list[np.ndarray] = check_params(params)
-        self.t = 0
-
-    @property
-    def lr(self) -> float:
-        """The learning rate used by the next step."""
-        return self._lr
-
-    @lr.setter
-    def lr(self, value: float) -> None:
-        self._lr = hp.check_lr(value)
-
-    def step(self, grads: Sequence[np.ndarray]) -> None:
-        """Update every parameter in place from its gradient.
-
-        Parameters
-        ----------
-        grads : sequence of array_like
-            One gradient per parameter, in order, each of its parameter's shape.
-
-        Raises
-        ------
-        ValueError, TypeError
-            Before anything changes, when the gradients do not fit the parameters.
-        """
-        grads = check_grads(self.params, grads)
-        with np.errstate(all="ignore"):  # NaN and inf propagate as in torch, no warnings
-            for i, (p, g) in enumerate(zip(self.params, grads)):
-                self._update(i, p, g)
-        self.t += 1
-
-    def _update(self, i: int, p: np.ndarray, g: np.ndarray) -> None:
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        options = ", ".join(f"{k}={v}" for k, v in self._options().items())
-        return f"{type(self).__name__}({len(self.params)} params, lr={self.lr}, {options}, t={self.t})"
-
-    def _options(self) -> dict[str, object]:
-        return {}
-
-
-class SGD(_Baseline):
+class SGD(Optimizer):
     r"""Stochastic gradient descent, with optional heavy-ball momentum (``torch.optim.SGD``).
 
     .. math::
@@ -142,7 +92,7 @@ class SGD(_Baseline):
         return {"momentum": self.momentum}
 
 
-class RMSprop(_Baseline):
+class RMSprop(Optimizer):
     r"""RMSprop (Tieleman & Hinton, 2012) as ``torch.optim.RMSprop`` computes it by default.
 
     .. math::
@@ -187,7 +137,7 @@ class RMSprop(_Baseline):
         return {"alpha": self.alpha, "eps": self.eps}
 
 
-class Adagrad(_Baseline):
+class Adagrad(Optimizer):
     r"""AdaGrad (Duchi et al., 2011) as ``torch.optim.Adagrad`` computes it by default.
 
     .. math::
