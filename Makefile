@@ -22,7 +22,7 @@ book: $(STAMP)
 test: test-lib test-notebooks test-book
 
 test-lib: $(STAMP)
-	$(BIN)/python -m pytest -n 2 tests
+	$(BIN)/python -m pytest -n 2 --doctest-modules tests adamlib
 
 test-notebooks: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile --nbval book
