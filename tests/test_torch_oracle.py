@@ -202,6 +202,26 @@ def test_strided_scalar_and_empty_parameters_and_a_frozen_layer_match_torch(impl
     assert torch.equal(ours_params[-1], start[-1]) and not ours.state[ours_params[-1]]
 
 
+@pytest.mark.parametrize("impl", IMPLS)
+def test_many_parameters_on_both_sides_of_the_one_thread_size_match_torch(impl):
+    """More parameters than one compiled call takes, small and large (the compiled path runs
+    tensors under 2**15 elements on one thread, larger ones on all)."""
+    gen = torch.Generator().manual_seed(0)
+    sizes = [2**15 - 1, 2**15, 40_000, 70_000, 5, 300, 2**15 + 1] + [3 + i for i in range(14)]
+    start = [torch.randn(n, dtype=torch.float64, generator=gen) for n in sizes]
+    ours_params = [p.clone().requires_grad_() for p in start]
+    their_params = [p.clone().requires_grad_() for p in start]
+    ours = Adam(ours_params, lr=0.01, amsgrad=True, impl=impl)
+    theirs = torch.optim.Adam(their_params, lr=0.01, amsgrad=True, foreach=False)
+    for _ in range(5):
+        for p, q in zip(ours_params, their_params):
+            p.grad = torch.randn(p.shape, dtype=p.dtype, generator=gen)
+            q.grad = p.grad.clone()
+        ours.step()
+        theirs.step()
+    assert_same_run(ours, theirs, 1e-10)
+
+
 # -- half precision: within rounding of torch ----------------------------------------------------
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)

@@ -149,17 +149,20 @@ def _update_chunk(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, scalars
 class CompiledUpdate:
     """:func:`adam_update` compiled once for one (device, dtype, AMSGrad) and any parameters.
 
-    ``torch.compile`` sees a chunk of :attr:`CHUNK` one-dimensional tensors of symbolic
-    sizes (each parameter, gradient and moment flattened), so the same generated kernel
-    serves every model: a short last chunk is padded with two-element dummies (sizes 0 and
-    1 would be specialized). Compilation happens in the constructor, on dummy tensors: if it
-    fails, no parameter has changed.
+    ``torch.compile`` sees a chunk of one-dimensional tensors of symbolic sizes (each
+    parameter, gradient and moment flattened), so the same generated code serves every
+    model. A chunk has :attr:`SMALL` slots for tensors of fewer than :attr:`SMALL_NUMEL`
+    elements, compiled to run on one thread (below that size, waking other threads costs
+    more than it saves), then :attr:`LARGE` slots compiled to share the work between
+    threads. Slots left over are filled with two-element dummies (sizes 0 and 1 would be
+    specialized). Compilation happens in the constructor, on dummy tensors: if it fails, no
+    parameter has changed.
 
-    The chunks always have the structure the kernel was compiled for (dtype, device,
-    lengths, 1-D contiguous tensors of at least two elements, one size for a parameter's
-    tensors), so the compiled code runs without re-checking its inputs
-    (``guard_filter_fn``, no size asserts): that saves tens of microseconds per call, and
-    lets a flattened view of a tensor of any shape in.
+    The chunks always have the structure the code was compiled for (dtype, device, lengths,
+    1-D contiguous tensors of at least two elements, one size for a parameter's tensors),
+    so the compiled code runs without re-checking its inputs (``guard_filter_fn``, no size
+    asserts): that saves tens of microseconds per call, and lets a flattened view of a
+    tensor of any shape in.
 
     Parameters
     ----------
@@ -169,23 +172,30 @@ class CompiledUpdate:
         Whether it also updates a ``max_exp_avg_sq`` per parameter.
     """
 
-    CHUNK = 8
-    _WARMUP_NUMEL = 1 << 16  # sizes the compiler sees first: large enough for parallel loops
+    SMALL, LARGE = 6, 4
+    SMALL_NUMEL = 1 << 15  # PyTorch's own grain size for parallel loops
 
     def __init__(self, device: torch.device, dtype: torch.dtype, amsgrad: bool) -> None:
         self.amsgrad = amsgrad
         # A copy of _update_chunk with its own code object: torch.compile keeps compiled code
-        # per code object, and each kernel must only ever run on its own kind of chunk.
-        name = f"_update_chunk_{self.CHUNK}_{device.type}_{dtype}_{amsgrad}".replace(".", "_")
+        # per code object, and each compiled chunk must only ever run on its own kind of chunk.
+        name = f"_update_chunk_{device.type}_{dtype}_{amsgrad}".replace(".", "_")
         code = _update_chunk.__code__.replace(co_name=name, co_qualname=name)
         self._fn = torch.compile(
             types.FunctionType(code, _update_chunk.__globals__), fullgraph=True, dynamic=True,
-            options={"guard_filter_fn": torch.compiler.skip_all_guards_unsafe, "size_asserts": False, "alignment_asserts": False},
+            options={
+                "guard_filter_fn": torch.compiler.skip_all_guards_unsafe,
+                "size_asserts": False,
+                "alignment_asserts": False,
+                "cpp.max_horizontal_fusion_size": 1,  # threads or not, decided per slot
+            },
         )
         n_lists = 5 if amsgrad else 4
-        self._pads = [[torch.zeros(2, device=device, dtype=dtype) for _ in range(self.CHUNK)] for _ in range(n_lists)]
-        # Distinct sizes: equal sizes would make the compiled code assume them equal.
-        sizes = [self._WARMUP_NUMEL + 8 * i for i in range(self.CHUNK)]
+        slots = self.SMALL + self.LARGE
+        self._pads = [[torch.zeros(2, device=device, dtype=dtype) for _ in range(slots)] for _ in range(n_lists)]
+        # The sizes the compiler sees decide each slot's threading. Distinct sizes: equal
+        # ones would make the compiled code assume them equal.
+        sizes = [64 + 8 * i for i in range(self.SMALL)] + [(1 << 16) + 8 * i for i in range(self.LARGE)]
         warmup = [[torch.zeros(n, device=device, dtype=dtype) for n in sizes] for _ in range(n_lists)]
         self._call(warmup, Scalars(1.0, 0.0, 1.0, 0.9, 0.999, 1e-3, 1e-8).to_tensor(device))
 
@@ -195,15 +205,22 @@ class CompiledUpdate:
     ) -> None:
         """Update the parameters in place, as :func:`update_eager` does."""
         lists = [params, grads, exp_avgs, exp_avg_sqs] + ([max_exp_avg_sqs] if self.amsgrad else [])
-        fits = [ts[0].numel() >= 2 and all([t.is_contiguous() for t in ts]) for ts in zip(*lists)]
-        for ts, fit in zip(zip(*lists), fits):
-            if not fit:  # rare (a scalar, a strided view): the same update, op by op
-                adam_update(*ts[:4], ts[4] if self.amsgrad else None, scalars)
-        flat = [[t.view(-1) for t, fit in zip(ts, fits) if fit] for ts in lists]
-        for start in range(0, len(flat[0]), self.CHUNK):
-            chunk = [ts[start : start + self.CHUNK] for ts in flat]
-            missing = self.CHUNK - len(chunk[0])
-            self._call([c + pad[:missing] for c, pad in zip(chunk, self._pads)], scalars)
+        small, large = [], []
+        for i, ts in enumerate(zip(*lists)):
+            if ts[0].numel() < 2 or not all([t.is_contiguous() for t in ts]):
+                adam_update(*ts[:4], ts[4] if self.amsgrad else None, scalars)  # rare: op by op
+            else:
+                (small if ts[0].numel() < self.SMALL_NUMEL else large).append(i)
+        calls = max(-(-len(small) // self.SMALL), -(-len(large) // self.LARGE))
+        for c in range(calls):
+            s = small[c * self.SMALL : (c + 1) * self.SMALL]
+            l = large[c * self.LARGE : (c + 1) * self.LARGE]  # noqa: E741
+            pad_s, pad_l = self.SMALL - len(s), self.LARGE - len(l)
+            chunk = [
+                [ts[i].view(-1) for i in s] + pads[:pad_s] + [ts[i].view(-1) for i in l] + pads[pad_s : pad_s + pad_l]
+                for ts, pads in zip(lists, self._pads)
+            ]
+            self._call(chunk, scalars)
         torch.autograd.graph.increment_version(list(params))  # the kernel wrote behind autograd's back
 
     def _call(self, lists: list[list[Tensor]], scalars: Tensor) -> None:
