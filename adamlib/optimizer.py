@@ -14,7 +14,7 @@ class Optimizer:
     """What every NumPy optimizer in adamlib shares: checked params, a settable lr, checked
     grads, a step count ``t``.
 
-    A subclass sets its state in ``__init__`` and writes :meth:`_update`, the update of one
+    A subclass sets its state in ``__init__`` and writes ``_update``, the update of one
     parameter at step ``self.t`` (already counted: the first step has ``t = 1``).
     """
 
