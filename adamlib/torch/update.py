@@ -16,6 +16,7 @@ learning-rate schedule changes data, not code, and never triggers a recompilatio
 
 from __future__ import annotations
 
+import re
 import types
 import warnings
 from typing import NamedTuple, Sequence
@@ -77,8 +78,12 @@ class Scalars(NamedTuple):
         )
 
     def to_tensor(self, device: torch.device) -> Tensor:
-        """The scalars as one float64 tensor on ``device`` (what :func:`adam_update` takes)."""
-        return torch.tensor(self, dtype=torch.float64, device=device)
+        """The scalars as one float64 tensor on ``device`` (what :func:`adam_update` takes).
+
+        For a GPU the copy goes through pinned memory, so it does not wait for the GPU.
+        """
+        host = torch.tensor(self, dtype=torch.float64, pin_memory=device.type == "cuda")
+        return host.to(device, non_blocking=True)
 
 
 def adam_update(
@@ -91,18 +96,21 @@ def adam_update(
 ) -> None:
     r"""Update one parameter and its moments in place; ``grad`` is only read.
 
+    With :math:`\sigma = -1` to maximize and :math:`+1` otherwise, and :class:`Scalars`'
+    :math:`\alpha_t, \hat\epsilon`:
+
     .. math::
 
-       g \leftarrow \pm g + \lambda_{L2}\,\theta, \quad
+       g \leftarrow \nabla + \sigma\lambda_{L2}\,\theta, \quad
        \theta \leftarrow (1-\alpha\lambda_{W})\,\theta, \quad
-       m \leftarrow \beta_1 m + (1-\beta_1) g, \quad
-       v \leftarrow \beta_2 v + (1-\beta_2) g^2, \quad
+       m \leftarrow \beta_1 m + (1-\beta_1)\,\sigma g, \quad
+       v \leftarrow \beta_2 v + (1-\beta_2)\, g^2, \quad
        \theta \leftarrow \theta - \alpha_t \frac{m}{\sqrt{v\ \text{or}\ v_{\max}} + \hat\epsilon}
 
     Parameters
     ----------
     param, grad, exp_avg, exp_avg_sq : Tensor
-        :math:`\theta`, :math:`g`, :math:`m`, :math:`v`, all of one shape, dtype and device.
+        :math:`\theta`, :math:`\nabla`, :math:`m`, :math:`v`, all of one shape, dtype and device.
     max_exp_avg_sq : Tensor or None
         :math:`v_{\max}` for AMSGrad, else ``None``.
     scalars : Tensor
@@ -110,17 +118,17 @@ def adam_update(
 
     Notes
     -----
-    Maximizing negates the gradient, :math:`\pm g + \lambda\theta = \pm(g \pm \lambda\theta)`:
-    the code keeps :math:`g \pm \lambda\theta` and puts the sign into :math:`m`'s
-    coefficient only (:math:`v` sees the square), one multiplication per element fewer,
-    with the same numbers. With ``weight_decay=0`` the L2 term is :math:`0\cdot\theta`:
+    ``torch.optim.Adam`` forms :math:`\sigma\nabla + \lambda\theta = \sigma(\nabla + \sigma\lambda\theta)`:
+    this code keeps the bracket as :math:`g` and applies the sign only where it matters, in
+    :math:`m` (:math:`v` sees :math:`g^2`), which saves a multiplication per element and
+    gives the same numbers. With ``weight_decay=0`` the L2 term is :math:`0\cdot\theta`:
     exact for every finite :math:`\theta`, NaN where :math:`\theta` is already infinite
     (torch skips the term).
     """
     s = Scalars(*scalars.unbind())
     g = grad + s.l2 * param  # Adam's L2 penalty joins the gradient (l2 = sign * lambda)
     param.mul_(s.decay)  # AdamW's decoupled decay shrinks the parameter instead
-    exp_avg.mul_(s.beta1).add_(s.sign * (1 - s.beta1) * g)  # m <- b1 m + (1 - b1) (sign g)
+    exp_avg.mul_(s.beta1).add_(s.sign * (1 - s.beta1) * g)  # m <- b1 m + (1 - b1) sign g
     exp_avg_sq.mul_(s.beta2).add_((1 - s.beta2) * g * g)  # v <- b2 v + (1 - b2) g^2
     v = exp_avg_sq
     if max_exp_avg_sq is not None:  # AMSGrad divides by the largest v seen so far
@@ -177,9 +185,10 @@ class CompiledUpdate:
 
     def __init__(self, device: torch.device, dtype: torch.dtype, amsgrad: bool) -> None:
         self.amsgrad = amsgrad
-        # A copy of _update_chunk with its own code object: torch.compile keeps compiled code
-        # per code object, and each compiled chunk must only ever run on its own kind of chunk.
-        name = f"_update_chunk_{device.type}_{dtype}_{amsgrad}".replace(".", "_")
+        # A copy of _update_chunk under a name of its own: torch.compile files compiled code
+        # under the function's code, and as inputs go unchecked, each compiled chunk must
+        # only ever meet its own kind of chunk.
+        name = re.sub(r"\W", "_", f"_update_chunk_{self.SMALL}_{self.LARGE}_{device}_{dtype}_{amsgrad}")
         code = _update_chunk.__code__.replace(co_name=name, co_qualname=name)
         self._fn = torch.compile(
             types.FunctionType(code, _update_chunk.__globals__), fullgraph=True, dynamic=True,
@@ -197,7 +206,9 @@ class CompiledUpdate:
         # ones would make the compiled code assume them equal.
         sizes = [64 + 8 * i for i in range(self.SMALL)] + [(1 << 16) + 8 * i for i in range(self.LARGE)]
         warmup = [[torch.zeros(n, device=device, dtype=dtype) for n in sizes] for _ in range(n_lists)]
-        self._call(warmup, Scalars(1.0, 0.0, 1.0, 0.9, 0.999, 1e-3, 1e-8).to_tensor(device))
+        with warnings.catch_warnings():  # the compiler imports torch code that warns of itself
+            warnings.filterwarnings("ignore", "`torch.jit.script_method` is deprecated", DeprecationWarning)
+            self._call(warmup, Scalars(1.0, 0.0, 1.0, 0.9, 0.999, 1e-3, 1e-8).to_tensor(device))
 
     def __call__(
         self, params: Tensors, grads: Tensors, exp_avgs: Tensors, exp_avg_sqs: Tensors,
