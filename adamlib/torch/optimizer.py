@@ -193,13 +193,12 @@ class Adam(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         todo = [[p for p in group["params"] if p.grad is not None] for group in self.param_groups]
-        for params in todo:
-            for p in params:
-                if p.grad.is_sparse:
-                    raise RuntimeError(
-                        "adamlib.torch.Adam does not support sparse gradients (a parameter of shape "
-                        f"{tuple(p.shape)} has one); use torch.optim.SparseAdam"
-                    )
+        sparse = [p for params in todo for p in params if p.grad.is_sparse]
+        if sparse:
+            raise RuntimeError(
+                "adamlib.torch.Adam does not support sparse gradients (a parameter of shape "
+                f"{tuple(sparse[0].shape)} has one); use torch.optim.SparseAdam"
+            )
         for group, params in zip(self.param_groups, todo):
             self._step_group(group, params)
         return loss

@@ -216,20 +216,19 @@ class CompiledUpdate:
     ) -> None:
         """Update the parameters in place, as :func:`update_eager` does."""
         lists = [params, grads, exp_avgs, exp_avg_sqs] + ([max_exp_avg_sqs] if self.amsgrad else [])
-        small, large = [], []
-        for i, ts in enumerate(zip(*lists)):
+        small, large = [], []  # flattened tensors, one list per role
+        for ts in zip(*lists):
             if ts[0].numel() < 2 or not all([t.is_contiguous() for t in ts]):
                 adam_update(*ts[:4], ts[4] if self.amsgrad else None, scalars)  # rare: op by op
             else:
-                (small if ts[0].numel() < self.SMALL_NUMEL else large).append(i)
-        calls = max(-(-len(small) // self.SMALL), -(-len(large) // self.LARGE))
-        for c in range(calls):
+                (small if ts[0].numel() < self.SMALL_NUMEL else large).append([t.view(-1) for t in ts])
+        for c in range(max(-(-len(small) // self.SMALL), -(-len(large) // self.LARGE))):
             s = small[c * self.SMALL : (c + 1) * self.SMALL]
             l = large[c * self.LARGE : (c + 1) * self.LARGE]  # noqa: E741
-            pad_s, pad_l = self.SMALL - len(s), self.LARGE - len(l)
+            fill = self.SMALL - len(s)
             chunk = [
-                [ts[i].view(-1) for i in s] + pads[:pad_s] + [ts[i].view(-1) for i in l] + pads[pad_s : pad_s + pad_l]
-                for ts, pads in zip(lists, self._pads)
+                [ts[j] for ts in s] + pads[:fill] + [ts[j] for ts in l] + pads[fill : fill + self.LARGE - len(l)]
+                for j, pads in enumerate(self._pads)
             ]
             self._call(chunk, scalars)
         torch.autograd.graph.increment_version(list(params))  # the kernel wrote behind autograd's back
