@@ -222,6 +222,28 @@ def test_many_parameters_on_both_sides_of_the_one_thread_size_match_torch(impl):
     assert_same_run(ours, theirs, 1e-10)
 
 
+@pytest.mark.parametrize("impl", IMPLS)
+def test_replacing_parameter_data_or_skipping_gradients_between_steps_matches_torch(impl):
+    """The compiled path remembers how it laid out the tensors: it must notice any change."""
+    gen = torch.Generator().manual_seed(0)
+    start = [torch.randn(n, dtype=torch.float64, generator=gen) for n in (40_000, 300, 7, 9)]
+    ours_params = [p.clone().requires_grad_() for p in start]
+    their_params = [p.clone().requires_grad_() for p in start]
+    ours = Adam(ours_params, lr=0.01, impl=impl)
+    theirs = torch.optim.Adam(their_params, lr=0.01, foreach=False)
+    for step in range(9):
+        if step == 3:  # new memory for two parameters, same values
+            for p, q in zip(ours_params[:2], their_params[:2]):
+                p.data, q.data = p.data.clone(), q.data.clone()
+        for k, (p, q) in enumerate(zip(ours_params, their_params)):
+            skip = step in (5, 6) and k == 1
+            p.grad = None if skip else torch.randn(p.shape, dtype=p.dtype, generator=gen)
+            q.grad = None if skip else p.grad.clone()
+        ours.step()
+        theirs.step()
+    assert_same_run(ours, theirs, 1e-10)
+
+
 # -- half precision: within rounding of torch ----------------------------------------------------
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)

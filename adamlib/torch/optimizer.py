@@ -136,6 +136,7 @@ class Adam(torch.optim.Optimizer):
             raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
         betas = _check_hyperparameters(lr, betas, eps, weight_decay)
         self.impl = impl
+        self._memos: dict[tuple, dict] = {}  # per param group, device and dtype: the update's memo
         defaults = dict(
             lr=lr,
             betas=betas,
@@ -164,6 +165,7 @@ class Adam(torch.optim.Optimizer):
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self.__dict__.setdefault("impl", "auto")
+        self._memos = {}
         for group in self.param_groups:  # checkpoints from torch or older versions
             for key, default in (("amsgrad", False), ("maximize", False),
                                  ("decoupled_weight_decay", False), ("bias_correction", True)):
@@ -212,13 +214,14 @@ class Adam(torch.optim.Optimizer):
             buckets[(p.device, p.dtype, step.item())].append(p)
         moments = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if group["amsgrad"] else [])
         for (device, dtype, step), ps in buckets.items():
+            memo = self._memos.setdefault((id(group), device, dtype), {})
             states = [self.state[p] for p in ps]
             tensors = [ps, [p.grad for p in ps]] + [[s[key] for s in states] for key in moments]
             if dtype.is_complex:  # a complex number is a pair of reals, updated independently
                 tensors = [[torch.view_as_real(t) for t in ts] for ts in tensors]
             update = self._update_for(device, tensors[0][0].dtype, group["amsgrad"], tensors[0])
             max_exp_avg_sqs = tensors[4] if group["amsgrad"] else []
-            update(*tensors[:4], max_exp_avg_sqs, Scalars.of(group, step).to_tensor(device))
+            update(*tensors[:4], max_exp_avg_sqs, Scalars.of(group, step).to_tensor(device), memo)
 
     def _state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Tensor]:
         """The state of ``p`` (created on its first step), in ``torch.optim.Adam``'s layout."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import types
 import warnings
+from dataclasses import dataclass
 from typing import NamedTuple, Sequence
 
 import torch
@@ -142,9 +143,10 @@ Tensors = Sequence[Tensor]
 
 def update_eager(
     params: Tensors, grads: Tensors, exp_avgs: Tensors, exp_avg_sqs: Tensors,
-    max_exp_avg_sqs: Tensors, scalars: Tensor,
+    max_exp_avg_sqs: Tensors, scalars: Tensor, memo: dict | None = None,
 ) -> None:
-    """:func:`adam_update` on each parameter, op by op (``max_exp_avg_sqs`` empty without AMSGrad)."""
+    """:func:`adam_update` on each parameter, op by op (``max_exp_avg_sqs`` empty without
+    AMSGrad; ``memo`` is unused, see :meth:`CompiledUpdate.__call__`)."""
     for i, p in enumerate(params):
         vmax = max_exp_avg_sqs[i] if max_exp_avg_sqs else None
         adam_update(p, grads[i], exp_avgs[i], exp_avg_sqs[i], vmax, scalars)
@@ -212,30 +214,71 @@ class CompiledUpdate:
 
     def __call__(
         self, params: Tensors, grads: Tensors, exp_avgs: Tensors, exp_avg_sqs: Tensors,
-        max_exp_avg_sqs: Tensors, scalars: Tensor,
+        max_exp_avg_sqs: Tensors, scalars: Tensor, memo: dict | None = None,
     ) -> None:
-        """Update the parameters in place, as :func:`update_eager` does."""
-        lists = [params, grads, exp_avgs, exp_avg_sqs] + ([max_exp_avg_sqs] if self.amsgrad else [])
-        small, large = [], []  # flattened tensors, one list per role
-        for ts in zip(*lists):
-            if ts[0].numel() < 2 or not all([t.is_contiguous() for t in ts]):
-                adam_update(*ts[:4], ts[4] if self.amsgrad else None, scalars)  # rare: op by op
-            else:
-                (small if ts[0].numel() < self.SMALL_NUMEL else large).append([t.view(-1) for t in ts])
-        for c in range(max(-(-len(small) // self.SMALL), -(-len(large) // self.LARGE))):
-            s = small[c * self.SMALL : (c + 1) * self.SMALL]
-            l = large[c * self.LARGE : (c + 1) * self.LARGE]  # noqa: E741
-            fill = self.SMALL - len(s)
-            chunk = [
-                [ts[j] for ts in s] + pads[:fill] + [ts[j] for ts in l] + pads[fill : fill + self.LARGE - len(l)]
-                for j, pads in enumerate(self._pads)
-            ]
+        """Update the parameters in place, as :func:`update_eager` does.
+
+        ``memo``, a dict the caller keeps for these parameters, remembers how they were laid
+        out in chunks: while the parameters and moments are the same tensors, over the same
+        memory, a step only slots in the new gradients.
+        """
+        tensors = [*params, *exp_avgs, *exp_avg_sqs, *max_exp_avg_sqs]
+        plan = (memo or {}).get("plan")
+        if plan is None or not plan.fits(tensors, params):
+            plan = self._plan(params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs)
+            if memo is not None:
+                memo["plan"] = plan
+        for i in plan.eager:  # rare (a scalar, a strided view): the same update, op by op
+            vmax = max_exp_avg_sqs[i] if self.amsgrad else None
+            adam_update(params[i], grads[i], exp_avgs[i], exp_avg_sqs[i], vmax, scalars)
+        for chunk, grad_slots in plan.calls:
+            for slot, i in grad_slots:
+                chunk[1][slot] = grads[i].reshape(-1)  # a copy only if the gradient is strided
             self._call(chunk, scalars)
         torch.autograd.graph.increment_version(list(params))  # the kernel wrote behind autograd's back
+
+    def _plan(self, params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs) -> _Plan:
+        """Sort the parameters into small and large, and lay them out in chunks."""
+        roles = [params, None, exp_avgs, exp_avg_sqs] + ([max_exp_avg_sqs] if self.amsgrad else [])  # grads: each step
+        small, large, eager = [], [], []
+        for i, ts in enumerate(zip(params, *roles[2:])):
+            if ts[0].numel() < 2 or not all([t.is_contiguous() for t in ts]):
+                eager.append(i)
+            else:
+                (small if ts[0].numel() < self.SMALL_NUMEL else large).append(i)
+        calls = []
+        for c in range(max(-(-len(small) // self.SMALL), -(-len(large) // self.LARGE))):
+            s, l = small[c * self.SMALL : (c + 1) * self.SMALL], large[c * self.LARGE : (c + 1) * self.LARGE]  # noqa: E741
+            slots = s + [None] * (self.SMALL - len(s)) + l + [None] * (self.LARGE - len(l))
+            chunk = [[pad if i is None or ts is None else ts[i].view(-1) for i, pad in zip(slots, pads)] for ts, pads in zip(roles, self._pads)]
+            calls.append((chunk, [(k, i) for k, i in enumerate(slots) if i is not None]))
+        return _Plan([*params, *exp_avgs, *exp_avg_sqs, *max_exp_avg_sqs], [_layout(p) for p in params], eager, calls)
 
     def _call(self, lists: list[list[Tensor]], scalars: Tensor) -> None:
         vmaxs = lists[4] if self.amsgrad else []
         self._fn(*lists[:4], vmaxs, scalars)
+
+
+def _layout(t: Tensor) -> tuple:
+    return t.data_ptr(), t.shape, t.stride()
+
+
+@dataclass
+class _Plan:
+    """How :class:`CompiledUpdate` laid out a list of parameters in chunks."""
+
+    tensors: list[Tensor]  # the parameters and moments it was made for
+    layouts: list[tuple]  # the parameters' memory (``p.data`` may be replaced)
+    eager: list[int]  # parameters updated op by op
+    calls: list[tuple[list[list[Tensor]], list[tuple[int, int]]]]  # (chunk, [(slot, parameter)] of the gradients)
+
+    def fits(self, tensors: list[Tensor], params: Tensors) -> bool:
+        """Whether it was made for these very tensors, their memory unchanged."""
+        return (
+            len(tensors) == len(self.tensors)
+            and all([a is b for a, b in zip(tensors, self.tensors)])
+            and [_layout(p) for p in params] == self.layouts
+        )
 
 
 _compiled: dict[tuple, CompiledUpdate | None] = {}
