@@ -72,3 +72,22 @@ def test_gpu_compiled_step_allocates_nothing_parameter_sized():
     opt.step()
     torch.cuda.synchronize()
     assert torch.cuda.max_memory_allocated() - before < 1_000_000 * 4
+
+
+@pytest.mark.parametrize("impl", ["eager", "compiled"])
+def test_a_step_keeps_no_gradient_alive(impl):
+    """After zero_grad, last step's gradients are freed (backward must not need twice the memory)."""
+    import gc
+    import weakref
+
+    params = [torch.nn.Parameter(torch.randn(NUMEL)) for _ in range(2)]
+    opt = Adam(params, impl=impl)
+    refs = []
+    for _ in range(2):
+        for p in params:
+            p.grad = torch.randn_like(p)
+        refs = [weakref.ref(p.grad) for p in params]
+        opt.step()
+        opt.zero_grad()
+    gc.collect()
+    assert all(r() is None for r in refs)

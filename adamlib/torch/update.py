@@ -235,22 +235,28 @@ class CompiledUpdate:
             for slot, i in grad_slots:
                 chunk[1][slot] = grads[i].reshape(-1)  # a copy only if the gradient is strided
             self._call(chunk, scalars)
+            for slot, _ in grad_slots:  # hold no gradient once the step is done
+                chunk[1][slot] = self._pads[1][slot]
         torch.autograd.graph.increment_version(list(params))  # the kernel wrote behind autograd's back
 
     def _plan(self, params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs) -> _Plan:
         """Sort the parameters into small and large, and lay them out in chunks."""
-        roles = [params, None, exp_avgs, exp_avg_sqs] + ([max_exp_avg_sqs] if self.amsgrad else [])  # grads: each step
+        state = [exp_avgs, exp_avg_sqs] + ([max_exp_avg_sqs] if self.amsgrad else [])
         small, large, eager = [], [], []
-        for i, ts in enumerate(zip(params, *roles[2:])):
+        for i, ts in enumerate(zip(params, *state)):
             if ts[0].numel() < 2 or not all([t.is_contiguous() for t in ts]):
                 eager.append(i)
             else:
                 (small if ts[0].numel() < self.SMALL_NUMEL else large).append(i)
         calls = []
         for c in range(max(-(-len(small) // self.SMALL), -(-len(large) // self.LARGE))):
-            s, l = small[c * self.SMALL : (c + 1) * self.SMALL], large[c * self.LARGE : (c + 1) * self.LARGE]  # noqa: E741
+            s = small[c * self.SMALL : (c + 1) * self.SMALL]
+            l = large[c * self.LARGE : (c + 1) * self.LARGE]  # noqa: E741
             slots = s + [None] * (self.SMALL - len(s)) + l + [None] * (self.LARGE - len(l))
-            chunk = [[pad if i is None or ts is None else ts[i].view(-1) for i, pad in zip(slots, pads)] for ts, pads in zip(roles, self._pads)]
+            chunk = [
+                [pad if i is None or ts is None else ts[i].view(-1) for i, pad in zip(slots, pads)]
+                for ts, pads in zip([params, None, *state], self._pads)  # gradients: slotted in each step
+            ]
             calls.append((chunk, [(k, i) for k, i in enumerate(slots) if i is not None]))
         return _Plan([*params, *exp_avgs, *exp_avg_sqs, *max_exp_avg_sqs], [_layout(p) for p in params], eager, calls)
 
