@@ -175,7 +175,7 @@ def main() -> None:
         fused, loop, ours = by[(n, "torch fused=True")], by[(n, "torch foreach=False")], by[(n, "adamlib")]
         if device.type == "cpu" and n >= 10**7 * 0.9:
             ok = fused["ratio"] <= 1.25 and loop["ratio"] < 1
-            print(f"  CPU {n:,}: {fused['ratio']:.2f}x fused's time (<= 1.25), {loop['ratio']:.2f}x the for-loop's (< 1): {'met' if ok else 'NOT met'}")
+            print(f"  CPU {n:,}: {fused['ratio']:.3f}x fused's time (<= 1.25), {loop['ratio']:.3f}x the for-loop's (< 1): {'met' if ok else 'NOT met'}")
         if device.type == "cuda" and n >= 10**8 * 0.9:
             ok = fused["ratio"] <= 1 / 0.95 and ours["gbps"] >= 0.85 * stream
             print(f"  GPU {n:,}: {1 / fused['ratio']:.2f}x fused's throughput (>= 0.95), "
