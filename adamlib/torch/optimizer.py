@@ -2,6 +2,7 @@ r"""``adamlib.torch.Adam``: a drop-in ``torch.optim.Adam`` whose update is adaml
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from typing import Any, Callable, Iterable
 
@@ -188,40 +189,47 @@ class Adam(torch.optim.Optimizer):
         Raises
         ------
         RuntimeError
-            If a gradient is sparse; raised before any parameter or state changes.
+            If a gradient is sparse, or does not have its parameter's shape, dtype and
+            device (possible only by replacing ``p.grad.data``); raised before any
+            parameter or state changes.
         """
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
         todo = [[p for p in group["params"] if p.grad is not None] for group in self.param_groups]
-        sparse = [p for params in todo for p in params if p.grad.is_sparse]
-        if sparse:
-            raise RuntimeError(
-                "adamlib.torch.Adam does not support sparse gradients (a parameter of shape "
-                f"{tuple(sparse[0].shape)} has one); use torch.optim.SparseAdam"
-            )
-        for group, params in zip(self.param_groups, todo):
-            self._step_group(group, params)
+        for params in todo:
+            _check_gradients(params)
+        # Choosing (and compiling) each update comes first: until it is done, nothing changes.
+        calls = [(group, *call) for group, params in zip(self.param_groups, todo) for call in self._calls(group, params)]
+        for group, update, params, step in calls:
+            self._update(group, update, params, step)
         return loss
 
-    def _step_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
-        # Parameters that share a device, a dtype and a step count share one update call.
+    def _calls(self, group: dict[str, Any], params: list[Tensor]) -> list[tuple[Callable, list[Tensor], float]]:
+        """(update function, parameters, step number) for each call of a group's step.
+
+        Parameters that share a device, a dtype and a step count share one call.
+        """
         buckets: dict[tuple, list[Tensor]] = defaultdict(list)
         for p in params:
-            step = self._state(p, group)["step"]
-            step += 1
-            buckets[(p.device, p.dtype, step.item())].append(p)
+            state = self.state.get(p)
+            buckets[(p.device, p.dtype, (state["step"].item() if state else 0.0) + 1)].append(p)
+        plain = group["weight_decay"] == 0 and not group["maximize"]
+        return [(self._update_for(device, dtype.to_real(), group["amsgrad"], plain, ps), ps, step)
+                for (device, dtype, step), ps in buckets.items()]
+
+    def _update(self, group: dict[str, Any], update: Callable, params: list[Tensor], step: float) -> None:
+        """Run one call of the step: ``params`` share a device, a dtype and the step number."""
+        states = [self._state(p, group) for p in params]
         moments = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if group["amsgrad"] else [])
-        for (device, dtype, step), ps in buckets.items():
-            memo = self._memos.setdefault((id(group), device, dtype), {})
-            states = [self.state[p] for p in ps]
-            tensors = [ps, [p.grad for p in ps]] + [[s[key] for s in states] for key in moments]
-            if dtype.is_complex:  # a complex number is a pair of reals, updated independently
-                tensors = [[torch.view_as_real(t) for t in ts] for ts in tensors]
-            update = self._update_for(device, tensors[0][0].dtype, group["amsgrad"], tensors[0])
-            max_exp_avg_sqs = tensors[4] if group["amsgrad"] else []
-            update(*tensors[:4], max_exp_avg_sqs, Scalars.of(group, step).to_tensor(device), memo)
+        tensors = [params, [p.grad for p in params]] + [[s[key] for s in states] for key in moments]
+        if params[0].is_complex():  # a complex number is a pair of reals, updated independently
+            tensors = [[torch.view_as_real(t) for t in ts] for ts in tensors]
+        torch._foreach_add_([s["step"] for s in states], 1)  # all the step counters in one call
+        memo = self._memos.setdefault((id(group), params[0].device, params[0].dtype), {})
+        max_exp_avg_sqs = tensors[4] if group["amsgrad"] else []
+        update(*tensors[:4], max_exp_avg_sqs, Scalars.of(group, step).to_tensor(params[0].device), memo)
 
     def _state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Tensor]:
         """The state of ``p`` (created on its first step), in ``torch.optim.Adam``'s layout."""
@@ -234,14 +242,31 @@ class Adam(torch.optim.Optimizer):
             state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
         return state
 
-    def _update_for(self, device, dtype, amsgrad: bool, params: list[Tensor]):
+    def _update_for(self, device, dtype, amsgrad: bool, plain: bool, params: list[Tensor]):
         """The update function this step uses for these parameters (see ``impl``)."""
+        eager = functools.partial(update_eager, plain=plain)
         if self.impl == "eager" or torch.compiler.is_compiling():
-            return update_eager
+            return eager
         if self.impl == "auto" and sum(p.numel() for p in params) < AUTO_COMPILE_MIN_NUMEL:
-            return update_eager
-        compiled = compiled_update(device, dtype, amsgrad, strict=self.impl == "compiled")
-        return compiled or update_eager
+            return eager
+        compiled = compiled_update(device, dtype, amsgrad, plain, strict=self.impl == "compiled")
+        return compiled or eager
+
+
+def _check_gradients(params: list[Tensor]) -> None:
+    """Raise ``RuntimeError`` if a gradient is sparse or unlike its parameter."""
+    for p in params:
+        g = p.grad
+        if g.is_sparse:
+            raise RuntimeError(
+                "adamlib.torch.Adam does not support sparse gradients (a parameter of shape "
+                f"{tuple(p.shape)} has one); use torch.optim.SparseAdam"
+            )
+        if g.shape != p.shape or g.dtype != p.dtype or g.device != p.device:
+            raise RuntimeError(
+                f"a parameter's gradient must have its shape, dtype and device: the parameter has "
+                f"{tuple(p.shape)}, {p.dtype}, {p.device} and its gradient {tuple(g.shape)}, {g.dtype}, {g.device}"
+            )
 
 
 def _step_dtype() -> torch.dtype:

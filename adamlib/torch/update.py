@@ -20,7 +20,7 @@ import re
 import types
 import warnings
 from dataclasses import dataclass
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import torch
 from torch import Tensor
@@ -94,6 +94,7 @@ def adam_update(
     exp_avg_sq: Tensor,
     max_exp_avg_sq: Tensor | None,
     scalars: Tensor,
+    plain: bool = False,
 ) -> None:
     r"""Update one parameter and its moments in place; ``grad`` is only read.
 
@@ -116,20 +117,27 @@ def adam_update(
         :math:`v_{\max}` for AMSGrad, else ``None``.
     scalars : Tensor
         :meth:`Scalars.to_tensor` of this step.
+    plain : bool, default False
+        ``True`` when there is no weight decay and no maximizing
+        (:math:`\sigma = 1, \lambda = 0`): the terms they add are left out, three
+        operations per element fewer.
 
     Notes
     -----
     ``torch.optim.Adam`` forms :math:`\sigma\nabla + \lambda\theta = \sigma(\nabla + \sigma\lambda\theta)`:
     this code keeps the bracket as :math:`g` and applies the sign only where it matters, in
     :math:`m` (:math:`v` sees :math:`g^2`), which saves a multiplication per element and
-    gives the same numbers. With ``weight_decay=0`` the L2 term is :math:`0\cdot\theta`:
-    exact for every finite :math:`\theta`, NaN where :math:`\theta` is already infinite
-    (torch skips the term).
+    gives the same numbers. Without ``plain``, zero weight decay makes the L2 term
+    :math:`0\cdot\theta`: exact for every finite :math:`\theta`, NaN where :math:`\theta`
+    is already infinite (torch skips the term, as ``plain`` does).
     """
     s = Scalars(*scalars.unbind())
-    g = grad + s.l2 * param  # Adam's L2 penalty joins the gradient (l2 = sign * lambda)
-    param.mul_(s.decay)  # AdamW's decoupled decay shrinks the parameter instead
-    exp_avg.mul_(s.beta1).add_(s.sign * (1 - s.beta1) * g)  # m <- b1 m + (1 - b1) sign g
+    g, sign = grad, 1.0
+    if not plain:
+        g = grad + s.l2 * param  # Adam's L2 penalty joins the gradient (l2 = sign * lambda)
+        param.mul_(s.decay)  # AdamW's decoupled decay shrinks the parameter instead
+        sign = s.sign
+    exp_avg.mul_(s.beta1).add_(sign * (1 - s.beta1) * g)  # m <- b1 m + (1 - b1) sign g
     exp_avg_sq.mul_(s.beta2).add_((1 - s.beta2) * g * g)  # v <- b2 v + (1 - b2) g^2
     v = exp_avg_sq
     if max_exp_avg_sq is not None:  # AMSGrad divides by the largest v seen so far
@@ -143,21 +151,21 @@ Tensors = Sequence[Tensor]
 
 def update_eager(
     params: Tensors, grads: Tensors, exp_avgs: Tensors, exp_avg_sqs: Tensors,
-    max_exp_avg_sqs: Tensors, scalars: Tensor, memo: dict | None = None,
+    max_exp_avg_sqs: Tensors, scalars: Tensor, memo: dict | None = None, plain: bool = False,
 ) -> None:
     """:func:`adam_update` on each parameter, op by op (``max_exp_avg_sqs`` empty without
     AMSGrad; ``memo`` is unused, see :meth:`CompiledUpdate.__call__`)."""
     for i, p in enumerate(params):
         vmax = max_exp_avg_sqs[i] if max_exp_avg_sqs else None
-        adam_update(p, grads[i], exp_avgs[i], exp_avg_sqs[i], vmax, scalars)
+        adam_update(p, grads[i], exp_avgs[i], exp_avg_sqs[i], vmax, scalars, plain)
 
 
-def _update_chunk(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, scalars):
-    update_eager(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, scalars)
+def _update_chunk(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, scalars, plain):
+    update_eager(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, scalars, plain=plain)
 
 
 class CompiledUpdate:
-    """:func:`adam_update` compiled once for one (device, dtype, AMSGrad) and any parameters.
+    """:func:`adam_update` compiled once for one (device, dtype, AMSGrad, plain) and any parameters.
 
     ``torch.compile`` sees a chunk of one-dimensional tensors of symbolic sizes (each
     parameter, gradient and moment flattened), so the same generated code serves every
@@ -165,14 +173,16 @@ class CompiledUpdate:
     elements, compiled to run on one thread (below that size, waking other threads costs
     more than it saves), then :attr:`LARGE` slots compiled to share the work between
     threads. Slots left over are filled with two-element dummies (sizes 0 and 1 would be
-    specialized). Compilation happens in the constructor, on dummy tensors: if it fails, no
-    parameter has changed.
+    specialized).
 
-    The chunks always have the structure the code was compiled for (dtype, device, lengths,
-    1-D contiguous tensors of at least two elements, one size for a parameter's tensors),
-    so the compiled code runs without re-checking its inputs (``guard_filter_fn``, no size
-    asserts): that saves tens of microseconds per call, and lets a flattened view of a
-    tensor of any shape in.
+    Compilation happens once, in the constructor, on dummy tensors (if it fails, no
+    parameter has changed). Steps then call the graph Inductor compiled directly, with the
+    chunk's tensors and sizes as arguments: ``torch.compile``'s own entry point would
+    spend about a hundred microseconds per call checking and unpacking its inputs, which
+    here always have the structure the code was compiled for (dtype, device, lengths, 1-D
+    contiguous tensors of at least two elements, one size for a parameter's tensors). The
+    order of those arguments is read from the traced graph, and the constructor checks
+    that a direct call gives exactly what ``torch.compile``'s entry point gives.
 
     Parameters
     ----------
@@ -180,37 +190,82 @@ class CompiledUpdate:
         Those of the tensors it will update (a real floating dtype).
     amsgrad : bool
         Whether it also updates a ``max_exp_avg_sq`` per parameter.
+    plain : bool
+        :func:`adam_update`'s ``plain``: no weight decay and no maximizing.
+
+    Raises
+    ------
+    RuntimeError
+        If the compiled graph's arguments cannot be matched to a chunk's tensors.
     """
 
     SMALL, LARGE = 6, 4
     SMALL_NUMEL = 1 << 15  # PyTorch's own grain size for parallel loops
+    INDUCTOR_OPTIONS = {
+        "size_asserts": False,  # the chunks are laid out as compiled (see above)
+        "alignment_asserts": False,  # a parameter's flattened view may start anywhere
+        "cpp.max_horizontal_fusion_size": 1,  # threads or not, decided per slot
+    }
 
-    def __init__(self, device: torch.device, dtype: torch.dtype, amsgrad: bool) -> None:
-        self.amsgrad = amsgrad
-        # A copy of _update_chunk under a name of its own: torch.compile files compiled code
-        # under the function's code, and as inputs go unchecked, each compiled chunk must
-        # only ever meet its own kind of chunk.
-        name = re.sub(r"\W", "_", f"_update_chunk_{self.SMALL}_{self.LARGE}_{device}_{dtype}_{amsgrad}")
-        code = _update_chunk.__code__.replace(co_name=name, co_qualname=name)
-        self._fn = torch.compile(
-            types.FunctionType(code, _update_chunk.__globals__), fullgraph=True, dynamic=True,
-            options={
-                "guard_filter_fn": torch.compiler.skip_all_guards_unsafe,
-                "size_asserts": False,
-                "alignment_asserts": False,
-                "cpp.max_horizontal_fusion_size": 1,  # threads or not, decided per slot
-            },
-        )
+    def __init__(self, device: torch.device, dtype: torch.dtype, amsgrad: bool, plain: bool) -> None:
+        self.amsgrad, self.plain = amsgrad, plain
         n_lists = 5 if amsgrad else 4
         slots = self.SMALL + self.LARGE
         self._pads = [[torch.zeros(2, device=device, dtype=dtype) for _ in range(slots)] for _ in range(n_lists)]
         # The sizes the compiler sees decide each slot's threading. Distinct sizes: equal
         # ones would make the compiled code assume them equal.
         sizes = [64 + 8 * i for i in range(self.SMALL)] + [(1 << 16) + 8 * i for i in range(self.LARGE)]
-        warmup = [[torch.zeros(n, device=device, dtype=dtype) for n in sizes] for _ in range(n_lists)]
+        warmup = [[torch.rand(n, device=device, dtype=dtype) for n in sizes] for _ in range(n_lists)]
+        scalars = Scalars(-1.0, 0.1, 0.9, 0.9, 0.999, 1e-3, 1e-8).to_tensor(device)
+        twin = [[t.clone() for t in ts] for ts in warmup]
+        # A function of its own for each kind: torch.compile files compiled code under the
+        # function's code, and each kind must be traced (and reach the backend) afresh.
+        name = re.sub(r"\W", "_", f"_update_chunk_{self.SMALL}_{self.LARGE}_{device}_{dtype}_{amsgrad}_{plain}")
+        code = _update_chunk.__code__.replace(co_name=name, co_qualname=name)
+        compiled = torch.compile(
+            types.FunctionType(code, _update_chunk.__globals__), backend=self._inductor, fullgraph=True, dynamic=True
+        )
         with warnings.catch_warnings():  # the compiler imports torch code that warns of itself
             warnings.filterwarnings("ignore", "`torch.jit.script_method` is deprecated", DeprecationWarning)
-            self._call(warmup, Scalars(1.0, 0.0, 1.0, 0.9, 0.999, 1e-3, 1e-8).to_tensor(device))
+            compiled(*twin[:4], twin[4] if amsgrad else [], scalars, plain)
+        self._graph, self._order = self._argument_order(twin, scalars)
+        self._graph(*self._arguments(warmup, scalars))
+        if not all(torch.equal(a, b) for ts, us in zip(warmup, twin) for a, b in zip(ts, us)):
+            raise RuntimeError("adamlib.torch: a direct call of the compiled update differs from torch.compile's")
+
+    def _inductor(self, gm: torch.fx.GraphModule, example_inputs: list) -> Callable:
+        """``torch.compile``'s backend: Inductor, as ``backend="inductor"`` runs it, keeping
+        the traced graph and the compiled one for :meth:`_argument_order`."""
+        from torch._inductor.compile_fx import compile_fx
+
+        self._traced = gm, list(example_inputs), compile_fx(gm, example_inputs, config_patches=self.INDUCTOR_OPTIONS)
+        return self._traced[2]
+
+    def _argument_order(self, chunk: list[list[Tensor]], scalars: Tensor) -> tuple[Callable, list[tuple]]:
+        """The compiled graph, and what each of its arguments is for the chunk it was traced on.
+
+        Each entry is ``("scalars",)``, ``("tensor", k, slot)`` (list ``k`` of the chunk) or
+        ``("numel", slot)`` (the length of that slot's tensors).
+        """
+        gm, inputs, graph = self._traced
+        del self._traced
+        where = {id(t): ("tensor", k, slot) for k, ts in enumerate(chunk) for slot, t in enumerate(ts)}
+        where[id(scalars)] = ("scalars",)
+        placeholders = [node for node in gm.graph.nodes if node.op == "placeholder"]
+        order: list[tuple | None] = [where.get(id(x)) if isinstance(x, Tensor) else None for x in inputs]
+        lengths = {str(node.meta["example_value"].shape[0]): entry[2]  # a slot's symbolic length
+                   for node, entry in zip(placeholders, order) if entry and entry[0] == "tensor"}
+        for i, (node, x) in enumerate(zip(placeholders, inputs)):
+            if isinstance(x, torch.SymInt) and str(node.meta.get("example_value")) in lengths:
+                order[i] = ("numel", lengths[str(node.meta["example_value"])])
+        if len(placeholders) != len(inputs) or None in order:
+            raise RuntimeError("adamlib.torch: the compiled update takes arguments that are not a chunk's")
+        return graph, order
+
+    def _arguments(self, chunk: list[list[Tensor]], scalars: Tensor | None) -> list:
+        """The compiled graph's arguments for a chunk (lists of tensors, as :meth:`_plan` makes)."""
+        return [scalars if e[0] == "scalars" else chunk[e[1]][e[2]] if e[0] == "tensor" else chunk[0][e[1]].numel()
+                for e in self._order]
 
     def __call__(
         self, params: Tensors, grads: Tensors, exp_avgs: Tensors, exp_avg_sqs: Tensors,
@@ -220,7 +275,7 @@ class CompiledUpdate:
 
         ``memo``, a dict the caller keeps for these parameters, remembers how they were laid
         out in chunks: while the parameters and moments are the same tensors, over the same
-        memory, a step only slots in the new gradients.
+        memory, a step only slots in the new gradients and scalars.
         """
         tensors = [*params, *exp_avgs, *exp_avg_sqs, *max_exp_avg_sqs]
         plan = (memo or {}).get("plan")
@@ -230,13 +285,14 @@ class CompiledUpdate:
                 memo["plan"] = plan
         for i in plan.eager:  # rare (a scalar, a strided view): the same update, op by op
             vmax = max_exp_avg_sqs[i] if self.amsgrad else None
-            adam_update(params[i], grads[i], exp_avgs[i], exp_avg_sqs[i], vmax, scalars)
-        for chunk, grad_slots in plan.calls:
-            for slot, i in grad_slots:
-                chunk[1][slot] = grads[i].reshape(-1)  # a copy only if the gradient is strided
-            self._call(chunk, scalars)
-            for slot, _ in grad_slots:  # hold no gradient once the step is done
-                chunk[1][slot] = self._pads[1][slot]
+            adam_update(params[i], grads[i], exp_avgs[i], exp_avg_sqs[i], vmax, scalars, self.plain)
+        for args, grad_at in plan.calls:
+            args[self._order.index(("scalars",))] = scalars
+            for at, i in grad_at:
+                args[at] = grads[i].flatten()  # a copy only if the gradient is strided
+            self._graph(*args)
+            for at, _ in grad_at:  # hold no gradient once the step is done
+                args[at] = None
         torch.autograd.graph.increment_version(list(params))  # the kernel wrote behind autograd's back
 
     def _plan(self, params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs) -> _Plan:
@@ -257,16 +313,15 @@ class CompiledUpdate:
                 [pad if i is None or ts is None else ts[i].view(-1) for i, pad in zip(slots, pads)]
                 for ts, pads in zip([params, None, *state], self._pads)  # gradients: slotted in each step
             ]
-            calls.append((chunk, [(k, i) for k, i in enumerate(slots) if i is not None]))
-        return _Plan([*params, *exp_avgs, *exp_avg_sqs, *max_exp_avg_sqs], [_layout(p) for p in params], eager, calls)
+            args = self._arguments(chunk, None)
+            grad_at = [(at, slots[e[2]]) for at, e in enumerate(self._order) if e[0] == "tensor" and e[1] == 1]
+            calls.append((args, [(at, i) for at, i in grad_at if i is not None]))
+        tensors = [*params, *exp_avgs, *exp_avg_sqs, *max_exp_avg_sqs]
+        return _Plan(tensors, list(map(id, tensors)), _layouts(params), eager, calls)
 
-    def _call(self, lists: list[list[Tensor]], scalars: Tensor) -> None:
-        vmaxs = lists[4] if self.amsgrad else []
-        self._fn(*lists[:4], vmaxs, scalars)
 
-
-def _layout(t: Tensor) -> tuple:
-    return t.data_ptr(), t.shape, t.stride()
+def _layouts(params: Tensors) -> list[tuple]:
+    return [(p.data_ptr(), p.shape, p.stride()) for p in params]
 
 
 @dataclass
@@ -274,32 +329,29 @@ class _Plan:
     """How :class:`CompiledUpdate` laid out a list of parameters in chunks."""
 
     tensors: list[Tensor]  # the parameters and moments it was made for
+    ids: list[int]  # theirs (held by ``tensors``, so not reused while the plan lives)
     layouts: list[tuple]  # the parameters' memory (``p.data`` may be replaced)
     eager: list[int]  # parameters updated op by op
-    calls: list[tuple[list[list[Tensor]], list[tuple[int, int]]]]  # (chunk, [(slot, parameter)] of the gradients)
+    calls: list[tuple[list, list[tuple[int, int]]]]  # (the compiled graph's arguments, [(argument, parameter)] of the gradients)
 
     def fits(self, tensors: list[Tensor], params: Tensors) -> bool:
         """Whether it was made for these very tensors, their memory unchanged."""
-        return (
-            len(tensors) == len(self.tensors)
-            and all([a is b for a, b in zip(tensors, self.tensors)])
-            and [_layout(p) for p in params] == self.layouts
-        )
+        return list(map(id, tensors)) == self.ids and _layouts(params) == self.layouts
 
 
 _compiled: dict[tuple, CompiledUpdate | None] = {}
 
 
-def compiled_update(device: torch.device, dtype: torch.dtype, amsgrad: bool, *, strict: bool):
+def compiled_update(device: torch.device, dtype: torch.dtype, amsgrad: bool, plain: bool, *, strict: bool):
     """The :class:`CompiledUpdate` for these tensors, built on first use.
 
     When compilation fails, ``strict`` re-raises the error; otherwise it warns once and
     returns ``None`` (the caller then runs :func:`update_eager`).
     """
-    key = (device, dtype, amsgrad)
+    key = (device, dtype, amsgrad, plain)
     if key not in _compiled or (strict and _compiled[key] is None):
         try:
-            _compiled[key] = CompiledUpdate(device, dtype, amsgrad)
+            _compiled[key] = CompiledUpdate(device, dtype, amsgrad, plain)
         except Exception as error:
             if strict:
                 raise
