@@ -191,6 +191,48 @@ def test_a_sparse_gradient_raises_and_changes_nothing(impl):
     assert not opt.state
 
 
+def _swap_grad_data(p):  # autograd's setter refuses such gradients; .data lets them in
+    p.grad.data = torch.randn(p.numel() + 5, dtype=p.dtype)
+
+
+def _double_grad(p):
+    p.grad_dtype = None  # a parameter may be allowed a gradient of another dtype
+    p.grad = torch.randn(p.shape, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("impl", ["eager", "compiled"])
+@pytest.mark.parametrize("spoil", [_swap_grad_data, _double_grad], ids=["shape", "dtype"])
+def test_a_gradient_unlike_its_parameter_raises_and_changes_nothing(impl, spoil):
+    """The compiled kernel would read past such a gradient's end or misread its bytes."""
+    params = [torch.nn.Parameter(torch.randn(40, 30)) for _ in range(3)]
+    opt = Adam(params, impl=impl)
+    for p in params:
+        p.grad = torch.randn_like(p)
+    opt.step()
+    spoil(params[2])
+    before = [p.detach().clone() for p in params], copy.deepcopy(opt.state_dict())
+    with pytest.raises(RuntimeError, match="gradient must have its shape, dtype and device"):
+        opt.step()
+    assert all(torch.equal(p, b) for p, b in zip(params, before[0]))
+    torch.testing.assert_close(opt.state_dict(), before[1], rtol=0, atol=0)
+
+
+def test_a_compiled_step_that_cannot_compile_raises_and_changes_nothing(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(update_module, "CompiledUpdate", broken)
+    monkeypatch.setattr(update_module, "_compiled", {})
+    first, second = torch.nn.Parameter(torch.randn(3)), torch.nn.Parameter(torch.randn(3, dtype=torch.float64))
+    opt = Adam([{"params": [first]}, {"params": [second]}], impl="compiled")
+    first.grad, second.grad = torch.randn(3), torch.randn(3, dtype=torch.float64)
+    before = first.detach().clone(), second.detach().clone()
+    with pytest.raises(RuntimeError, match="no C\\+\\+ compiler"):
+        opt.step()
+    assert torch.equal(first, before[0]) and torch.equal(second, before[1])
+    assert not opt.state
+
+
 @pytest.mark.parametrize("impl", ["eager", "compiled"])
 @pytest.mark.parametrize(
     "options",
