@@ -223,18 +223,23 @@ def test_many_parameters_on_both_sides_of_the_one_thread_size_match_torch(impl):
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-def test_replacing_parameter_data_or_skipping_gradients_between_steps_matches_torch(impl):
-    """The compiled path remembers how it laid out the tensors: it must notice any change."""
+def test_replacing_parameter_data_skipping_gradients_or_changing_options_between_steps_matches_torch(impl):
+    """The compiled path remembers how it laid out the tensors, and compiles a shorter update
+    without weight decay and maximize: it must notice any change."""
     gen = torch.Generator().manual_seed(0)
     start = [torch.randn(n, dtype=torch.float64, generator=gen) for n in (40_000, 300, 7, 9)]
     ours_params = [p.clone().requires_grad_() for p in start]
     their_params = [p.clone().requires_grad_() for p in start]
     ours = Adam(ours_params, lr=0.01, impl=impl)
     theirs = torch.optim.Adam(their_params, lr=0.01, foreach=False)
-    for step in range(9):
+    options = {4: dict(weight_decay=0.1), 7: dict(maximize=True), 8: dict(weight_decay=0.0, maximize=False),
+               9: dict(weight_decay=0.1, decoupled_weight_decay=True)}
+    for step in range(12):
         if step == 3:  # new memory for two parameters, same values
             for p, q in zip(ours_params[:2], their_params[:2]):
                 p.data, q.data = p.data.clone(), q.data.clone()
+        for opt in (ours, theirs):
+            opt.param_groups[0].update(options.get(step, {}))
         for k, (p, q) in enumerate(zip(ours_params, their_params)):
             skip = step in (5, 6) and k == 1
             p.grad = None if skip else torch.randn(p.shape, dtype=p.dtype, generator=gen)

@@ -274,15 +274,16 @@ class CompiledUpdate:
         """Update the parameters in place, as :func:`update_eager` does.
 
         ``memo``, a dict the caller keeps for these parameters, remembers how they were laid
-        out in chunks: while the parameters and moments are the same tensors, over the same
-        memory, a step only slots in the new gradients and scalars.
+        out in chunks (under this object, whose compiled graph takes them): while the
+        parameters and moments are the same tensors, over the same memory, a step only
+        slots in the new gradients and scalars.
         """
         tensors = [*params, *exp_avgs, *exp_avg_sqs, *max_exp_avg_sqs]
-        plan = (memo or {}).get("plan")
+        plan = (memo or {}).get(self)
         if plan is None or not plan.fits(tensors, params):
             plan = self._plan(params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs)
             if memo is not None:
-                memo["plan"] = plan
+                memo[self] = plan
         for i in plan.eager:  # rare (a scalar, a strided view): the same update, op by op
             vmax = max_exp_avg_sqs[i] if self.amsgrad else None
             adam_update(params[i], grads[i], exp_avgs[i], exp_avg_sqs[i], vmax, scalars, self.plain)
