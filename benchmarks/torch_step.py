@@ -5,6 +5,7 @@ Usage::
     .venv/bin/python benchmarks/torch_step.py                    # CPU: 1M and 10M parameters
     .venv/bin/python benchmarks/torch_step.py --device cuda      # GPU: 1M, 10M, 100M and 1B
     .venv/bin/python benchmarks/torch_step.py --sizes 1e6 --threads 1 --amsgrad
+    .venv/bin/python benchmarks/torch_step.py --adamw     # decoupled weight decay 0.01
     .venv/bin/python benchmarks/torch_step.py --flat     # one tensor per size: the kernels alone
 
 Every optimizer updates the same float32 parameters, a GPT-like mix of tensor sizes (an
@@ -110,11 +111,12 @@ def bench_size(total: float, device: torch.device, args) -> list[dict]:
         p.grad = torch.randn(p.shape, device=device, generator=gen)
     n = sum(p.numel() for p in params)
     ams = args.amsgrad
+    options = dict(amsgrad=ams, weight_decay=0.01, decoupled_weight_decay=True) if args.adamw else dict(amsgrad=ams)
     opts = {
-        "adamlib": Adam(params, amsgrad=ams, impl="compiled"),
-        "torch foreach=False": torch.optim.Adam(params, amsgrad=ams, foreach=False),
-        "torch foreach=True": torch.optim.Adam(params, amsgrad=ams, foreach=True),
-        "torch fused=True": torch.optim.Adam(params, amsgrad=ams, fused=True),
+        "adamlib": Adam(params, **options, impl="compiled"),
+        "torch foreach=False": torch.optim.Adam(params, **options, foreach=False),
+        "torch foreach=True": torch.optim.Adam(params, **options, foreach=True),
+        "torch fused=True": torch.optim.Adam(params, **options, fused=True),
     }
     start = time.perf_counter()
     opts["adamlib"].step()  # compiles, unless an earlier size did
@@ -125,7 +127,7 @@ def bench_size(total: float, device: torch.device, args) -> list[dict]:
     times = interleaved_ms(opts, device, args.rounds, args.calls)
     ratios = {name: [a / b for a, b in zip(times["adamlib"], t)] for name, t in times.items()}  # within rounds
     if args.eager and n <= 2 * 10**7:  # slow and allocating: timed apart, not to disturb the others
-        opts["adamlib impl=eager"] = eager = Adam(params, amsgrad=ams, impl="eager")
+        opts["adamlib impl=eager"] = eager = Adam(params, **options, impl="eager")
         eager.step()
         apart = interleaved_ms({"adamlib": opts["adamlib"], "eager": eager}, device, 3, 1)
         times["adamlib impl=eager"] = apart["eager"]
@@ -148,6 +150,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15, help="interleaved timing rounds")
     parser.add_argument("--calls", type=int, default=3, help="steps per optimizer per round")
     parser.add_argument("--amsgrad", action="store_true")
+    parser.add_argument("--adamw", action="store_true", help="decoupled weight decay 0.01 (AdamW)")
     parser.add_argument("--flat", action="store_true", help="one tensor per size instead of the GPT-like mix")
     parser.add_argument("--no-eager", dest="eager", action="store_false", help="skip adamlib's eager path")
     args = parser.parse_args()
@@ -158,7 +161,7 @@ def main() -> None:
     sizes = [float(s) for s in sizes.split(",")]
 
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-    print(f"adamlib.torch.Adam step benchmark: {device.type} ({where}), float32{' AMSGrad' if args.amsgrad else ''}, "
+    print(f"adamlib.torch.Adam step benchmark: {device.type} ({where}), float32{' AMSGrad' if args.amsgrad else ''}{' AdamW' if args.adamw else ''}, "
           f"torch {torch.__version__}, {datetime.date.today()}")
     stream = streaming_gbps(device, max(2**25, int(max(sizes))) if device.type == "cpu" else 2**28, args.rounds)
     print(f"streaming bandwidth (in-place addcmul_): {stream:.1f} GB/s")

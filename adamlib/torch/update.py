@@ -5,10 +5,11 @@ operations and in the order of :class:`adamlib.Adam` (the NumPy version, where e
 is explained). It runs two ways, on the same code:
 
 * :func:`update_eager` calls it op by op: the readable reference, and the fallback.
-* :class:`CompiledUpdate` hands it to ``torch.compile``, a chunk of parameters at a time.
-  The compiler fuses the whole update into one loop per parameter (C++ on a CPU, Triton on
-  a GPU) that reads :math:`\theta, g, m, v` once and writes :math:`\theta, m, v` once:
-  28 bytes per float32 parameter, 36 with AMSGrad, and no temporaries.
+* :class:`CompiledUpdate` hands it to ``torch.compile``, a chunk of parameters at a time,
+  once, and then calls the compiled code directly. The compiler fuses the whole update
+  into one loop per parameter (C++ on a CPU, Triton on a GPU) that reads
+  :math:`\theta, g, m, v` once and writes :math:`\theta, m, v` once: 28 bytes per float32
+  parameter, 36 with AMSGrad, and no temporaries.
 
 The step's numbers (:class:`Scalars`) travel as a tensor, not as Python floats, so that a
 learning-rate schedule changes data, not code, and never triggers a recompilation.
