@@ -366,6 +366,19 @@ def test_auto_uses_eager_below_the_threshold_and_compiled_above(monkeypatch):
     assert used == ["compiled", "compiled"]  # one call per param group
 
 
+def test_compiling_leaves_the_global_random_stream_alone(monkeypatch):
+    """A first step must not shift a seeded run's later random numbers (dropout, shuffling)."""
+    monkeypatch.setattr(update_module, "_compiled", {})  # compile afresh
+    p = torch.nn.Parameter(torch.randn(5))
+    p.grad = torch.randn(5)
+    opt = Adam([p], impl="compiled")
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    opt.step()
+    assert torch.equal(torch.rand(3), expected)
+
+
 def test_auto_falls_back_to_eager_with_a_warning_when_compilation_fails(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("no C++ compiler")

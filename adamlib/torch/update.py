@@ -216,7 +216,8 @@ class CompiledUpdate:
         # The sizes the compiler sees decide each slot's threading. Distinct sizes: equal
         # ones would make the compiled code assume them equal.
         sizes = [64 + 8 * i for i in range(self.SMALL)] + [(1 << 16) + 8 * i for i in range(self.LARGE)]
-        warmup = [[torch.rand(n, device=device, dtype=dtype) for n in sizes] for _ in range(n_lists)]
+        gen = torch.Generator(device=device).manual_seed(0)  # the caller's random stream stays untouched
+        warmup = [[torch.rand(n, device=device, dtype=dtype, generator=gen) for n in sizes] for _ in range(n_lists)]
         scalars = Scalars(-1.0, 0.1, 0.9, 0.9, 0.999, 1e-3, 1e-8).to_tensor(device)
         twin = [[t.clone() for t in ts] for ts in warmup]
         # A function of its own for each kind: torch.compile files compiled code under the
