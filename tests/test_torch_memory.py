@@ -12,7 +12,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from adamlib.torch import Adam
-from test_torch_oracle import assert_same_run
+from test_torch_oracle import assert_same_run, lockstep, normal
 
 NUMEL = 50_000  # per parameter: 200 kB in float32
 
@@ -45,18 +45,10 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GP
 @pytest.mark.parametrize("amsgrad", [False, True])
 def test_gpu_compiled_path_matches_torch(dtype, amsgrad):
     gen = torch.Generator().manual_seed(0)
-    start = [torch.randn(s, generator=gen, dtype=dtype) for s in [(64, 33), (33,), (), (1000,)]]
-    ours_params = [p.cuda().requires_grad_() for p in start]
-    their_params = [p.cuda().requires_grad_() for p in start]
-    ours = Adam(ours_params, lr=0.01, amsgrad=amsgrad, weight_decay=0.1, impl="compiled")
-    theirs = torch.optim.Adam(their_params, lr=0.01, amsgrad=amsgrad, weight_decay=0.1, foreach=False)
-    for _ in range(25):
-        for p, q in zip(ours_params, their_params):
-            p.grad = torch.randn(p.shape, generator=gen, dtype=dtype).cuda()
-            q.grad = p.grad.clone()
-        ours.step()
-        theirs.step()
-    assert_same_run(ours, theirs, 1e-10 if dtype == torch.float64 else 1e-5)
+    start = [torch.randn(s, generator=gen, dtype=dtype).cuda() for s in [(64, 33), (33,), (), (1000,)]]
+    for weight_decay in (0.0, 0.1):  # the plain update and the general one
+        ours, theirs = lockstep(start, "compiled", 25, normal(gen), lr=0.01, amsgrad=amsgrad, weight_decay=weight_decay)
+        assert_same_run(ours, theirs, 1e-10 if dtype == torch.float64 else 1e-5)
 
 
 @cuda

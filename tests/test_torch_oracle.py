@@ -75,6 +75,28 @@ def train_both(dtype, impl, steps=30, lr=0.01, **options):
     return ours, theirs
 
 
+def lockstep(start, impl, steps, gradient, before_step=None, **options):
+    """Our Adam and torch.optim.Adam (for-loop) on copies of the tensors ``start``, stepped
+    together: at each step, parameter ``k`` of both gets ``gradient(step, k, p)`` (``None``:
+    no gradient), after ``before_step(step, ours, theirs)`` if given."""
+    ours = Adam([p.clone().requires_grad_() for p in start], impl=impl, **options)
+    theirs = torch.optim.Adam([p.clone().requires_grad_() for p in start], foreach=False, **options)
+    for step in range(steps):
+        if before_step:
+            before_step(step, ours, theirs)
+        for k, (p, q) in enumerate(zip(_params(ours), _params(theirs))):
+            g = gradient(step, k, p)
+            p.grad, q.grad = (None, None) if g is None else (g.clone(), g.clone())
+        ours.step()
+        theirs.step()
+    return ours, theirs
+
+
+def normal(gen: torch.Generator):
+    """``lockstep``'s gradient: standard normal, from ``gen``."""
+    return lambda step, k, p: torch.randn(p.shape, dtype=p.dtype, generator=gen).to(p.device)
+
+
 OPTIONS = [
     dict(amsgrad=a, maximize=m, weight_decay=wd, decoupled_weight_decay=d)
     for a, m, wd, d in itertools.product([False, True], [False, True], [0.0, 0.1], [False, True])
@@ -138,23 +160,18 @@ def test_random_gradients_and_missing_ones_match_torch(problem, impl):
     """Gradients mixing zeros, 1e-8 and 1e3; some parameters lack a gradient at some steps."""
     shapes, options, seed = problem
     gen = torch.Generator().manual_seed(seed)
+
+    def gradient(step, k, p):
+        if torch.rand((), generator=gen) < 0.2:
+            return None
+        scale = 10.0 ** torch.randint(-8, 4, p.shape, generator=gen)
+        g = torch.randn(p.shape, generator=gen, dtype=torch.float64) * scale
+        g[torch.rand(p.shape, generator=gen) < 0.15] = 0.0
+        return g
+
     start = [torch.randn(s, generator=gen, dtype=torch.float64) for s in shapes]
-    ours_params = [p.clone().requires_grad_() for p in start]
-    their_params = [p.clone().requires_grad_() for p in start]
-    ours = Adam(ours_params, impl=impl, **options)
-    theirs = torch.optim.Adam(their_params, foreach=False, **options)
-    for _ in range(8):
-        for p, q in zip(ours_params, their_params):
-            if torch.rand((), generator=gen) < 0.2:
-                p.grad = q.grad = None
-                continue
-            scale = 10.0 ** torch.randint(-8, 4, p.shape, generator=gen)
-            g = torch.randn(p.shape, generator=gen, dtype=torch.float64) * scale
-            g[torch.rand(p.shape, generator=gen) < 0.15] = 0.0
-            p.grad, q.grad = g.clone(), g.clone()
-        ours.step()
-        theirs.step()
-    for p, q in zip(ours_params, their_params):
+    ours, theirs = lockstep(start, impl, 8, gradient, **options)
+    for p, q in zip(_params(ours), _params(theirs)):
         torch.testing.assert_close(p.detach(), q.detach(), rtol=1e-10, atol=1e-12, equal_nan=True)
 
 
@@ -164,18 +181,9 @@ def test_random_gradients_and_missing_ones_match_torch(problem, impl):
 def test_complex_parameters_match_torch(impl, amsgrad):
     gen = torch.Generator().manual_seed(0)
     start = [torch.randn(5, 3, dtype=torch.complex128, generator=gen), torch.randn(4, dtype=torch.complex128, generator=gen)]
-    ours_params = [p.clone().requires_grad_() for p in start]
-    their_params = [p.clone().requires_grad_() for p in start]
-    ours = Adam(ours_params, lr=0.05, amsgrad=amsgrad, weight_decay=0.1, impl=impl)
-    theirs = torch.optim.Adam(their_params, lr=0.05, amsgrad=amsgrad, weight_decay=0.1, foreach=False)
-    for _ in range(25):
-        for p, q in zip(ours_params, their_params):
-            p.grad = torch.randn(p.shape, dtype=p.dtype, generator=gen)
-            q.grad = p.grad.clone()
-        ours.step()
-        theirs.step()
+    ours, theirs = lockstep(start, impl, 25, normal(gen), lr=0.05, amsgrad=amsgrad, weight_decay=0.1)
     assert_same_run(ours, theirs, 1e-10)
-    assert ours.state[ours_params[0]]["exp_avg"].dtype == torch.complex128  # torch's state layout
+    assert ours.state[_params(ours)[0]]["exp_avg"].dtype == torch.complex128  # torch's state layout
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -188,18 +196,11 @@ def test_strided_scalar_and_empty_parameters_and_a_frozen_layer_match_torch(impl
         torch.randn(0, 3, dtype=torch.float64),  # empty
         torch.randn(7, dtype=torch.float64, generator=gen),  # frozen: never gets a gradient
     ]
-    ours_params = [p.clone().requires_grad_() for p in start]
-    their_params = [p.clone().requires_grad_() for p in start]
-    ours = Adam(ours_params, lr=0.05, impl=impl)
-    theirs = torch.optim.Adam(their_params, lr=0.05, foreach=False)
-    for _ in range(25):
-        for p, q in zip(ours_params[:-1], their_params[:-1]):
-            p.grad = torch.randn(p.shape, dtype=p.dtype, generator=gen)
-            q.grad = p.grad.clone()
-        ours.step()
-        theirs.step()
+    random = normal(gen)
+    ours, theirs = lockstep(start, impl, 25, lambda step, k, p: None if k == 4 else random(step, k, p), lr=0.05)
     assert_same_run(ours, theirs, 1e-10)
-    assert torch.equal(ours_params[-1], start[-1]) and not ours.state[ours_params[-1]]
+    frozen = _params(ours)[4]
+    assert torch.equal(frozen, start[4]) and not ours.state[frozen]
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -209,16 +210,7 @@ def test_many_parameters_on_both_sides_of_the_one_thread_size_match_torch(impl):
     gen = torch.Generator().manual_seed(0)
     sizes = [2**15 - 1, 2**15, 40_000, 70_000, 5, 300, 2**15 + 1] + [3 + i for i in range(14)]
     start = [torch.randn(n, dtype=torch.float64, generator=gen) for n in sizes]
-    ours_params = [p.clone().requires_grad_() for p in start]
-    their_params = [p.clone().requires_grad_() for p in start]
-    ours = Adam(ours_params, lr=0.01, amsgrad=True, impl=impl)
-    theirs = torch.optim.Adam(their_params, lr=0.01, amsgrad=True, foreach=False)
-    for _ in range(5):
-        for p, q in zip(ours_params, their_params):
-            p.grad = torch.randn(p.shape, dtype=p.dtype, generator=gen)
-            q.grad = p.grad.clone()
-        ours.step()
-        theirs.step()
+    ours, theirs = lockstep(start, impl, 5, normal(gen), lr=0.01, amsgrad=True)
     assert_same_run(ours, theirs, 1e-10)
 
 
@@ -228,24 +220,19 @@ def test_replacing_parameter_data_skipping_gradients_or_changing_options_between
     without weight decay and maximize: it must notice any change."""
     gen = torch.Generator().manual_seed(0)
     start = [torch.randn(n, dtype=torch.float64, generator=gen) for n in (40_000, 300, 7, 9)]
-    ours_params = [p.clone().requires_grad_() for p in start]
-    their_params = [p.clone().requires_grad_() for p in start]
-    ours = Adam(ours_params, lr=0.01, impl=impl)
-    theirs = torch.optim.Adam(their_params, lr=0.01, foreach=False)
     options = {4: dict(weight_decay=0.1), 7: dict(maximize=True), 8: dict(weight_decay=0.0, maximize=False),
                9: dict(weight_decay=0.1, decoupled_weight_decay=True)}
-    for step in range(12):
-        if step == 3:  # new memory for two parameters, same values
-            for p, q in zip(ours_params[:2], their_params[:2]):
-                p.data, q.data = p.data.clone(), q.data.clone()
-        for opt in (ours, theirs):
+
+    def before_step(step, *opts):
+        for opt in opts:
+            if step == 3:  # new memory for two parameters, same values
+                for p in _params(opt)[:2]:
+                    p.data = p.data.clone()
             opt.param_groups[0].update(options.get(step, {}))
-        for k, (p, q) in enumerate(zip(ours_params, their_params)):
-            skip = step in (5, 6) and k == 1
-            p.grad = None if skip else torch.randn(p.shape, dtype=p.dtype, generator=gen)
-            q.grad = None if skip else p.grad.clone()
-        ours.step()
-        theirs.step()
+
+    random = normal(gen)
+    gradient = lambda step, k, p: None if step in (5, 6) and k == 1 else random(step, k, p)  # noqa: E731
+    ours, theirs = lockstep(start, impl, 12, gradient, before_step, lr=0.01)
     assert_same_run(ours, theirs, 1e-10)
 
 
