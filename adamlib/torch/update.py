@@ -231,6 +231,7 @@ class CompiledUpdate:
             warnings.filterwarnings("ignore", "`torch.jit.script_method` is deprecated", DeprecationWarning)
             compiled(*twin[:4], twin[4] if amsgrad else [], scalars, plain)
         self._graph, self._order = self._argument_order(twin, scalars)
+        self._at_scalars = self._order.index(("scalars",))
         self._graph(*self._arguments(warmup, scalars))
         if not all(torch.equal(a, b) for ts, us in zip(warmup, twin) for a, b in zip(ts, us)):
             raise RuntimeError("adamlib.torch: a direct call of the compiled update differs from torch.compile's")
@@ -290,7 +291,7 @@ class CompiledUpdate:
             vmax = max_exp_avg_sqs[i] if self.amsgrad else None
             adam_update(params[i], grads[i], exp_avgs[i], exp_avg_sqs[i], vmax, scalars, self.plain)
         for args, grad_at in plan.calls:
-            args[self._order.index(("scalars",))] = scalars
+            args[self._at_scalars] = scalars
             for at, i in grad_at:
                 args[at] = grads[i].flatten()  # a copy only if the gradient is strided
             self._graph(*args)
