@@ -192,8 +192,8 @@ class Adam(torch.optim.Optimizer):
         ------
         RuntimeError
             If a gradient is sparse, or does not have its parameter's shape, dtype and
-            device (possible only by replacing ``p.grad.data``); raised before any
-            parameter or state changes.
+            device (possible by replacing ``p.grad.data`` or setting ``p.grad_dtype``);
+            raised before any parameter or state changes.
         """
         loss = None
         if closure is not None:

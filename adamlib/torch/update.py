@@ -197,7 +197,8 @@ class CompiledUpdate:
     Raises
     ------
     RuntimeError
-        If the compiled graph's arguments cannot be matched to a chunk's tensors.
+        If the compiled graph's arguments cannot be matched to a chunk's tensors, or a
+        direct call of it differs from ``torch.compile``'s.
     """
 
     SMALL, LARGE = 6, 4
