@@ -2,8 +2,10 @@
 
 A readable NumPy reference of the Adam optimizer (:func:`adam_step`, :class:`Adam`), held to
 ``torch.optim.Adam`` by its tests, the optimizers it grew out of (:mod:`adamlib.baselines`),
-and what the book's chapters need around them. ``import adamlib`` needs only NumPy;
-``adamlib.torch``, ``adamlib.tasks`` and ``adamlib.schedules`` need PyTorch.
+and the moving averages behind the betas (:mod:`adamlib.moments`): the core that coursework
+imports. ``import adamlib`` needs only NumPy; :mod:`adamlib.torch` needs PyTorch. What the
+book's experiments need (problems, tasks, sweeps, schedules, plots) lives apart, in
+:mod:`adamlib.lab`, which the core never imports.
 """
 
 from .adam import Adam, StepInternals, adam_step

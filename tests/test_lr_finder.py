@@ -1,4 +1,4 @@
-"""adamlib.lr_finder: the rates, the smoothing, the suggestion rules, and a real range test."""
+"""adamlib.lab.lr_finder: the rates, the smoothing, the suggestion rules, and a real range test."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adamlib import lr_finder
-from adamlib.tasks import digits_split, mlp, train
+from adamlib.lab import lr_finder
+from adamlib.lab.tasks import digits_split, mlp, train
 
 torch.set_num_threads(1)
 

@@ -1,4 +1,4 @@
-"""adamlib.problems: gradients against finite differences, minima, shapes, and run()."""
+"""adamlib.lab.problems: gradients against finite differences, minima, shapes, and run()."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from adamlib import Adam
 from adamlib.baselines import SGD
-from adamlib.problems import Problem, mean_log_gap, quadratic, rosenbrock, run, steps_to_reach
+from adamlib.lab.problems import Problem, mean_log_gap, quadratic, rosenbrock, run, steps_to_reach
 
 coordinate = st.floats(-3.0, 3.0)
 condition = st.floats(1.0, 1e3)

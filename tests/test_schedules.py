@@ -1,4 +1,4 @@
-"""adamlib.schedules: torch's schedulers follow the closed-form rates the docstrings state."""
+"""adamlib.lab.schedules: torch's schedulers follow the closed-form rates the docstrings state."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import torch
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from adamlib import schedules
-from adamlib.tasks import digits_split, mlp, train
+from adamlib.lab import schedules
+from adamlib.lab.tasks import digits_split, mlp, train
 
 torch.set_num_threads(1)
 
@@ -70,7 +70,7 @@ def test_constant_is_constant():
     ("warmup + cosine", {"warmup_steps": 5}),
 ])
 def test_training_uses_the_traced_rates(name, options):
-    """The rates adamlib.tasks.train records are those trace() predicts, step for step."""
+    """The rates adamlib.lab.tasks.train records are those trace() predicts, step for step."""
     data = digits_split()
     model = mlp(8, seed=0)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)

@@ -1,4 +1,4 @@
-"""adamlib.streams: synthetic gradient streams, the plateau objective, and Adam driven over them
+"""adamlib.lab.streams: synthetic gradient streams, the plateau objective, and Adam driven over them
 (held to torch.optim.Adam with bias correction, to a plain reference loop without)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adamlib.streams import Plateau, adam_path, adam_updates, noisy_gradients, scale_shift
+from adamlib.lab.streams import Plateau, adam_path, adam_updates, noisy_gradients, scale_shift
 
 # -- streams ---------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""adamlib.sweeps: grids, sweeps over (value, seed), curve summaries and regime labels."""
+"""adamlib.lab.sweeps: grids, sweeps over (value, seed), curve summaries and regime labels."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adamlib import sweeps
+from adamlib.lab import sweeps
 
 
 @given(lo=st.integers(-12, 3), span=st.integers(0, 12), n=st.integers(1, 6))

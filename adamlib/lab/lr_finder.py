@@ -160,7 +160,7 @@ def lr_range_test(
 ) -> RangeTest:
     """Train ``model`` with a rate rising from ``start`` to ``end`` and record the loss.
 
-    Uses ``adamlib.tasks.train`` (same minibatches for the same ``seed``), setting the
+    Uses ``adamlib.lab.tasks.train`` (same minibatches for the same ``seed``), setting the
     rate of every param group before each step; stops once the smoothed loss exceeds
     ``stop_factor`` times its lowest value so far. ``model`` and ``optimizer`` are trained
     in place: start the real training from a fresh model.
@@ -170,13 +170,13 @@ def lr_range_test(
     model, optimizer
         A model and any ``torch.optim.Optimizer`` over its parameters (its ``lr`` is overwritten).
     data
-        From ``adamlib.tasks.digits_split``.
+        From ``adamlib.lab.tasks.digits_split``.
     start, end : float
         The first and the last rate, ``0 < start < end``.
     steps : int
         The number of steps if the test does not stop early (``>= 2``).
     batch_size, seed
-        Passed to ``adamlib.tasks.train``.
+        Passed to ``adamlib.lab.tasks.train``.
     beta : float
         The smoothing of :func:`smooth`.
     stop_factor : float

@@ -2,7 +2,7 @@ r"""Learning-rate schedules built from torch's own schedulers, from a few number
 
 Each factory takes an optimizer whose learning rate is the *peak* rate :math:`\alpha`
 and returns a ``torch.optim.lr_scheduler.LRScheduler`` to be stepped once after every
-optimizer step (as ``adamlib.tasks.train`` does). With :math:`t = 0, 1, \dots` the
+optimizer step (as ``adamlib.lab.tasks.train`` does). With :math:`t = 0, 1, \dots` the
 number of steps taken so far and :math:`T` the budget in steps:
 
 .. math::
@@ -184,7 +184,7 @@ def trace(name: str, peak_lr: float, total_steps: int, **options) -> np.ndarray:
     r"""The rate :math:`\alpha_t` at each of ``total_steps`` steps, without training anything.
 
     Runs the schedule on an SGD optimizer over one dummy parameter, reading the rate
-    before each step, as ``adamlib.tasks.train`` records it.
+    before each step, as ``adamlib.lab.tasks.train`` records it.
 
     Returns
     -------

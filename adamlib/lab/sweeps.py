@@ -88,7 +88,7 @@ def sweep(fn: Callable[[float, int], Any], grid: Sequence[float], seeds: Sequenc
     ----------
     fn : callable
         Runs one experiment, e.g. trains a model with learning rate ``value`` from ``seed``
-        and returns a ``adamlib.tasks.TrainingRun``. Anything it returns is kept.
+        and returns a ``adamlib.lab.tasks.TrainingRun``. Anything it returns is kept.
     grid : sequence of float
         The hyperparameter values (at least one; finite).
     seeds : sequence of int

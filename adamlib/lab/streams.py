@@ -23,8 +23,8 @@ from typing import Callable
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import hyperparams as hp
-from .adam import Adam
+from .. import hyperparams as hp
+from ..adam import Adam
 
 __all__ = ["Plateau", "adam_path", "adam_updates", "noisy_gradients", "scale_shift"]
 

@@ -25,6 +25,32 @@ class DigitsSplit:
     y_val: torch.Tensor
 
 
+@dataclass(frozen=True)
+class TaskConfig:
+    """The book's digits task: one configuration that every chapter trains unless it says why not.
+
+    Attributes
+    ----------
+    hidden : int
+        Width of the MLP's one hidden layer (:func:`mlp`).
+    steps : int
+        Optimizer steps of one training run.
+    batch_size : int
+        Minibatch size (:func:`train`).
+    val_fraction : float
+        Share of the 1,797 digits held out for validation (:func:`digits_split`).
+    """
+
+    hidden: int = 32
+    steps: int = 300
+    batch_size: int = 64
+    val_fraction: float = 0.3
+
+
+BOOK_TASK = TaskConfig()
+"""The configuration the chapters share: 64 -> 32 -> 10, 300 steps of batch 64."""
+
+
 def digits_split(val_fraction: float = 0.3, seed: int = 0) -> DigitsSplit:
     """Load the digits (1,797 images), shuffle with ``seed``, split, and standardize.
 
