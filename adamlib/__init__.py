@@ -8,9 +8,9 @@ book's experiments need (problems, tasks, sweeps, schedules, plots) lives apart,
 :mod:`adamlib.lab`, which the core never imports.
 """
 
-from .adam import Adam, StepInternals, adam_step
+from .adam import Adam, AdamAtan2, StepInternals, adam_atan2_step, adam_step
 from .baselines import SGD, Adagrad, RMSprop
 from .hyperparams import check_hyperparameters
 
-__all__ = ["Adagrad", "Adam", "RMSprop", "SGD", "StepInternals", "adam_step", "check_hyperparameters"]
+__all__ = ["Adagrad", "Adam", "AdamAtan2", "RMSprop", "SGD", "StepInternals", "adam_atan2_step", "adam_step", "check_hyperparameters"]
 __version__ = "0.1.0"
