@@ -48,9 +48,9 @@ def check_betas(betas: object) -> tuple[float, float]:
     return check_beta("betas[0] (beta1)", beta1), check_beta("betas[1] (beta2)", beta2)
 
 
-def check_eps(eps: object) -> float:
-    """Return ``eps`` as a float; raise ``ValueError`` unless ``0 <= eps < inf``."""
-    return _check_real("eps", eps, "a finite number >= 0", lambda x: 0.0 <= x < math.inf)
+def check_eps(eps: object, name: str = "eps") -> float:
+    """Return ``eps`` as a float; raise ``ValueError`` (naming it ``name``) unless ``0 <= eps < inf``."""
+    return _check_real(name, eps, "a finite number >= 0", lambda x: 0.0 <= x < math.inf)
 
 
 def check_atan2_scale(name: str, value: object) -> float:
