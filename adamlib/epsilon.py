@@ -128,6 +128,54 @@ def eps_from_eps_root(eps_root: float, v_hat: np.ndarray | float) -> np.ndarray:
         return np.where(eps_root == 0, 0.0, eps_root / (root + np.sqrt(v_hat)))
 
 
+def efficient_adam_step(
+    param: np.ndarray,
+    grad: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    t: int,
+    *,
+    lr: float = hp.LR,
+    beta1: float = hp.BETAS[0],
+    beta2: float = hp.BETAS[1],
+    eps_hat: float = FRAMEWORK_DEFAULTS["keras"]["eps_hat"],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""One step of the paper's "efficient version" of Adam, as Keras and TensorFlow run it.
+
+    .. math::
+
+       m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \qquad
+       v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2, \qquad
+       \alpha_t = \alpha \frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}, \qquad
+       \theta_t = \theta_{t-1} - \alpha_t \frac{m_t}{\sqrt{v_t} + \hat\epsilon}.
+
+    It is :func:`adamlib.adam_step` with :math:`\epsilon_t = \hat\epsilon/\sqrt{1-\beta_2^t}`
+    (:func:`eps_from_eps_hat`), not with :math:`\epsilon = \hat\epsilon`. The default
+    :math:`\hat\epsilon` is Keras's, ``1e-7``.
+
+    Returns
+    -------
+    (param, m, v) : tuple of ndarray
+        New arrays; the inputs are never mutated.
+
+    Examples
+    --------
+    >>> from adamlib import adam_step
+    >>> z = np.zeros(1)
+    >>> keras, _, _ = efficient_adam_step(z, np.array([1e-6]), z, z, 1, lr=1.0)
+    >>> torch_like, _, _ = adam_step(z, np.array([1e-6]), z, z, 1, lr=1.0, eps=1e-7)
+    >>> keras.round(3), torch_like.round(3)   # the same eps, another first step
+    (array([-0.24]), array([-0.909]))
+    """
+    beta2, t = _check_step(beta2, t)
+    eps_hat = hp.check_eps(eps_hat, "eps_hat")
+    m = beta1 * m + (1 - beta1) * grad
+    v = beta2 * v + (1 - beta2) * grad**2
+    alpha_t = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
+    param = param - alpha_t * m / (np.sqrt(v) + eps_hat)
+    return param, m, v
+
+
 def denominator(
     v: np.ndarray | float,
     beta2: float,

@@ -189,3 +189,17 @@ def test_the_same_eps_means_different_first_steps():
 def test_bad_arguments_are_named(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_efficient_adam_step_is_the_keras_formula():
+    grads, eps_hat = gradients(seed=4), 1e-7
+    want = keras_adam(grads, X0, LR, BETAS, eps_hat)
+    x, m, v = X0.copy(), np.zeros(8), np.zeros(8)
+    path = []
+    for t, g in enumerate(grads, start=1):
+        x, m, v = epsilon.efficient_adam_step(x, g, m, v, t, lr=LR, beta1=BETAS[0], beta2=BETAS[1],
+                                              eps_hat=eps_hat)
+        path.append(x)
+    assert relative_gap(np.array(path), want) < 1e-12
+    with pytest.raises(ValueError, match="eps_hat"):
+        epsilon.efficient_adam_step(x, g, m, v, 1, eps_hat=-1.0)
