@@ -41,7 +41,7 @@ import numpy as np
 
 from . import hyperparams as hp
 
-#: What each framework's Adam uses by default, in its own convention: ``eps`` is PyTorch's
+#: What each framework's Adam uses by default, each in its own convention. ``eps`` is PyTorch's
 #: :math:`\epsilon` (after bias correction), ``eps_hat`` the paper's efficient-form
 #: :math:`\hat\epsilon` (before bias correction), ``eps_root`` optax's term inside the root.
 FRAMEWORK_DEFAULTS: dict[str, dict[str, float]] = {

@@ -184,6 +184,7 @@ class LowPrecision(nn.Module):
         self.model = model if master_weights else model.to(self.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The wrapped model's output for ``x``, computed in ``dtype``, returned as float32."""
         if self.master_weights:
             with torch.autocast(device_type=x.device.type, dtype=self.dtype):
                 return self.model(x).float()
