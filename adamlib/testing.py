@@ -73,6 +73,7 @@ RTOL = {np.dtype(np.float64): 1e-9, np.dtype(np.float32): 2e-5}
 # on every case of the battery; the battery is chosen so that no two bugs (nor a bug and the
 # correct step) agree on every case (tested).
 
+#: The known bugs of a step, by name, with the diagnosis a student reads.
 STEP_BUGS: dict[str, str] = {
     "no_bias_correction": (
         "neither moment is bias-corrected: m and v must be divided by 1 - beta1^t and "
@@ -111,6 +112,7 @@ STEP_BUGS: dict[str, str] = {
         "(the parameter itself is right)"),
 }
 
+#: The known bugs of AdamW's decoupled weight decay (graded with those of :data:`STEP_BUGS`).
 ADAMW_BUGS: dict[str, str] = {
     "decay_missing": "the weight decay is not applied",
     "decay_as_l2": (
@@ -124,6 +126,7 @@ ADAMW_BUGS: dict[str, str] = {
         "parameter from before the update (torch.optim.AdamW's order)"),
 }
 
+#: The known bugs of AMSGrad's running maximum (graded with those of :data:`STEP_BUGS`).
 AMSGRAD_BUGS: dict[str, str] = {
     "max_unused": (
         "the running maximum v_max is computed but the update still divides by v: AMSGrad "
@@ -490,6 +493,7 @@ def check_amsgrad_step(fn: Callable) -> None:
 
 
 # -- the optimizer grader ------------------------------------------------------------------
+#: The known bugs of an optimizer class, by name, with the diagnosis a student reads.
 OPTIMIZER_BUGS: dict[str, str] = {
     "counter_per_update": (
         "the step counter t goes up once for every parameter tensor updated, not once per "
