@@ -382,9 +382,13 @@ def _check_step(fn: Callable, variant: _Variant) -> None:
         except AssertionError as e:
             raise AssertionError(f"{e}\n  (case {i + 1} of {len(cases)}: {case.describe()})") from None
         except Exception as e:  # the student's code raised: say where, and what
+            hint = ""
+            if isinstance(e, ZeroDivisionError) and case.t == 1:
+                hint = ("\nHint: at the first step (t = 1) the bias corrections divide by "
+                        "1 - beta1 and 1 - beta2, not by zero: is the step number off by one?")
             raise AssertionError(
                 f"{variant.name} raised {type(e).__name__}: {e}\n"
-                f"  on case {i + 1} of {len(cases)}: {case.describe()}") from e
+                f"  on case {i + 1} of {len(cases)}: {case.describe()}{hint}") from e
         want = variant.reference(given, case)
         rtol = RTOL[np.dtype(case.dtype)]
         ok = [_close(g, w, rtol) for g, w in zip(got, want)]

@@ -258,6 +258,18 @@ def test_a_function_that_raises_or_returns_the_wrong_thing_is_told_so():
         "  (case 2 of 12")
 
 
+def test_a_division_by_zero_at_the_first_step_gets_a_hint():
+    def python_floats(param, grad, m, v, t, *, lr, beta1, beta2, eps):
+        step_size = lr / (1 - beta1 ** (t - 1))  # a Python float: raises at t = 1
+        m = beta1 * m + (1 - beta1) * grad
+        v = beta2 * v + (1 - beta2) * grad**2
+        return param - step_size * m / (np.sqrt(v / (1 - beta2**t)) + eps), m, v
+
+    message = diagnosis(check_adam_step, python_floats)
+    assert message.startswith("adam_step raised ZeroDivisionError")
+    assert "is the step number off by one?" in message
+
+
 def test_float32_results_are_held_to_float32_tolerance():
     def float32_sloppy(param, grad, m, v, t, *, lr, beta1, beta2, eps):
         out = adam_new_arrays(param, grad, m, v, t, lr=lr, beta1=beta1, beta2=beta2, eps=eps)
