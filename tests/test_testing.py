@@ -258,6 +258,18 @@ def test_a_function_that_raises_or_returns_the_wrong_thing_is_told_so():
         "  (case 2 of 12")
 
 
+def test_a_failure_is_reported_even_when_a_later_case_raises():
+    def fails_then_raises(param, grad, m, v, t, *, lr, beta1, beta2, eps):
+        if param.dtype == np.float32:
+            raise TypeError("float32 not supported")
+        return no_sqrt(param, grad, m, v, t, lr=lr, beta1=beta1, beta2=beta2, eps=eps)
+
+    message = diagnosis(check_adam_step, fails_then_raises)
+    assert message.startswith("adam_step is wrong on case 1 of 12:")
+    assert message.endswith(
+        "Diagnosis: none, since not every case ran (on case 9, adam_step raised TypeError).")
+
+
 def test_a_division_by_zero_at_the_first_step_gets_a_hint():
     def python_floats(param, grad, m, v, t, *, lr, beta1, beta2, eps):
         step_size = lr / (1 - beta1 ** (t - 1))  # a Python float: raises at t = 1

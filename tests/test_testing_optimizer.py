@@ -243,6 +243,19 @@ def test_a_class_that_raises_is_reported_with_its_scenario():
         check_adam_optimizer(Broken)
 
 
+def test_a_failure_is_reported_even_when_a_later_scenario_raises():
+    class NoScheduler(CounterGlobal):
+        def lr_of(self, group):
+            if group["lr"] != group.get("initial_lr", group["lr"]):
+                raise RuntimeError("lr changed")
+            return group["lr"]
+
+    message = str(pytest.raises(AssertionError, check_adam_optimizer, NoScheduler).value)
+    assert message.startswith("NoScheduler differs from torch.optim.Adam in scenario 2 of 5")
+    assert message.endswith("Diagnosis: none, since not every scenario ran "
+                            "(in scenario 3, NoScheduler raised RuntimeError).")
+
+
 def test_bad_arguments_are_refused_by_name():
     with pytest.raises(TypeError, match="cls: expected a subclass of torch.optim.Optimizer"):
         check_adam_optimizer(object)
