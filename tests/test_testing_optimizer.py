@@ -211,8 +211,9 @@ def test_adamw_class_graded_as_adam_is_caught():
         check_adam_optimizer(StudentAdamW)
 
 
-def test_torch_adam_itself_passes():
+def test_torch_adam_and_adamw_themselves_pass():
     assert check_adam_optimizer(torch.optim.Adam) is None
+    assert check_adam_optimizer(torch.optim.AdamW, decoupled=True) is None
 
 
 @pytest.mark.parametrize("cls", list(BUGGY), ids=lambda c: c.__name__)
