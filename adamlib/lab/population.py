@@ -413,6 +413,7 @@ def train_population(
     import pandas as pd
 
     table = pd.DataFrame({name: [m[name] for m in members] for name in MEMBER_ARGS})
+    table["schedule"] = pd.Series([m["schedule"] for m in members], dtype=object)  # None stays None
     table["train_loss"], table["val_loss"], table["val_accuracy"] = last, val_loss, val_accuracy
     table["diverged"] = diverged
     return Population(table, train_loss, rates, eval_steps, val_curves[0], val_curves[1], params)
@@ -464,20 +465,20 @@ def retune(table, by: Sequence[str] = (), metric: str = "val_loss", *, lr: str =
         raise ValueError("table is empty")
     if maximize is None:
         maximize = metric.endswith("accuracy")
-    stats = (table.groupby([*by, lr], sort=True, dropna=False)[metric]
-             .agg(["mean", "min", "max", "count"]).reset_index())
     rows = []
-    for _, g in (stats.groupby(by, sort=True, dropna=False) if by else [((), stats)]):
+    for _, group in (table.groupby(by, sort=True, dropna=False) if by else [((), table)]):
+        g = group.groupby(lr, sort=True)[metric].agg(["mean", "min", "max", "count"])
         means = g["mean"].to_numpy(dtype=float)
         means = np.where(np.isnan(means), -np.inf if maximize else np.inf, means)
         i = int(np.argmax(means) if maximize else np.argmin(means))
-        best = {c: g[c].iloc[i] for c in g.columns}  # column by column: keeps each dtype
-        rates = g[lr].to_numpy()
-        rows.append({**{c: best[c] for c in by}, lr: best[lr], f"{metric}_mean": best["mean"],
-                     f"{metric}_min": best["min"], f"{metric}_max": best["max"],
-                     "n_seeds": int(best["count"]), "n_lrs": len(rates),
-                     "at_edge": bool(best[lr] in (rates.min(), rates.max()))})
+        rates = g.index.to_numpy()
+        rows.append({**{c: group[c].iloc[0] for c in by},
+                     lr: rates[i], f"{metric}_mean": g["mean"].iloc[i], f"{metric}_min": g["min"].iloc[i],
+                     f"{metric}_max": g["max"].iloc[i], "n_seeds": int(g["count"].iloc[i]),
+                     "n_lrs": len(rates), "at_edge": bool(rates[i] in (rates.min(), rates.max()))})
     out = pd.DataFrame(rows)
+    for c in by:  # with the table's dtypes (an object column keeps None as None)
+        out[c] = pd.Series([row[c] for row in rows], dtype=table[c].dtype)
     if out["at_edge"].any():
         edge = out.loc[out["at_edge"], by].to_dict("records") if by else "the only group"
         warnings.warn(f"the best {lr} is at the edge of the rates tried for {edge}: widen the grid",
