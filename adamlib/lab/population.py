@@ -93,8 +93,10 @@ class Population:
     eval_steps : ndarray
         The step counts after which the validation curves were measured
         (``eval_every, 2 * eval_every, ...``); empty without ``eval_every``.
-    val_loss, val_accuracy : ndarray
-        ``(K, len(eval_steps))``: the validation curves; NaN after divergence.
+    val_loss : ndarray
+        ``(K, len(eval_steps))``: the validation loss curves; NaN after divergence.
+    val_accuracy : ndarray
+        ``(K, len(eval_steps))``: the validation accuracy curves; NaN after divergence.
     params : Tensor
         ``(K, P)``: each member's parameters at the end, flattened in the order of
         ``tasks.mlp(hidden).parameters()`` (see :meth:`model`).
@@ -290,7 +292,7 @@ def train_population(
     eval_every : int, optional
         Also measure validation loss and accuracy after every ``eval_every`` steps
         (:attr:`Population.val_loss`, :attr:`Population.val_accuracy`).
-    schedule_options : mapping, optional
+    schedule_options : dict, optional
         Options per schedule name, e.g. ``{"warmup + cosine": {"warmup_steps": 30}}``.
     dtype : torch.dtype, default float32
         Of the parameters, the optimizer state and the data.
