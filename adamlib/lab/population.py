@@ -316,6 +316,12 @@ def train_population(
     A member whose minibatch loss becomes NaN or inf is marked ``diverged``: like
     :func:`adamlib.lab.tasks.train`, it takes that step's update and then stops (its
     parameters are frozen, its later losses are NaN); the other members are not affected.
+
+    In float64 each member equals its run alone to about 1e-15 relative. In float32 the
+    batched matrix products sum in another order than a single run's, and the rounding
+    differences grow with training: within 3e-6 relative after 50 steps (tested), about
+    1e-3 in the minibatch losses and 1e-4 in the validation loss after the book's 300 steps
+    (measured on a mixed population, 2026-11-30), far below the spread between seeds.
     """
     for name, value, low in (("steps", steps, 1), ("hidden", hidden, 1), ("batch_size", batch_size, 1)):
         if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
