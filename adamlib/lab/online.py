@@ -75,13 +75,17 @@ class Moments(NamedTuple):
     vmax: np.ndarray
 
 
+StepResult = tuple[np.ndarray, Moments, np.ndarray]
+
+
 def _moments(g, state: Moments, beta1, beta2) -> tuple[np.ndarray, np.ndarray]:
     m = beta1 * state.m + (1 - beta1) * g
     v = beta2 * state.v + (1 - beta2) * g * g
     return m, v
 
 
-def adam_paper(g, state: Moments, t: int, *, lr, beta1, beta2, eps=0.0):
+def adam_paper(g: ArrayLike, state: Moments, t: int, *, lr: ArrayLike, beta1: ArrayLike,
+               beta2: ArrayLike, eps: float = 0.0) -> StepResult:
     r"""Adam as Reddi et al. (2018) analyse it: no bias correction.
 
     .. math::
@@ -91,7 +95,7 @@ def adam_paper(g, state: Moments, t: int, *, lr, beta1, beta2, eps=0.0):
 
     Returns
     -------
-    (update, state, vhat)
+    (update, state, vhat) : tuple
         :math:`u_t`, the new :class:`Moments`, and the second moment the step divided by
         (here :math:`v_t`).
     """
@@ -99,7 +103,8 @@ def adam_paper(g, state: Moments, t: int, *, lr, beta1, beta2, eps=0.0):
     return lr * m / (np.sqrt(v) + eps), Moments(m, v, state.vmax), v
 
 
-def adam_torch(g, state: Moments, t: int, *, lr, beta1, beta2, eps=hp.EPS):
+def adam_torch(g: ArrayLike, state: Moments, t: int, *, lr: ArrayLike, beta1: ArrayLike,
+               beta2: ArrayLike, eps: float = hp.EPS) -> StepResult:
     r"""Adam as ``torch.optim.Adam`` computes it (bias-corrected, :math:`\epsilon` outside
     the square root).
 
@@ -108,7 +113,10 @@ def adam_torch(g, state: Moments, t: int, *, lr, beta1, beta2, eps=hp.EPS):
        u_t = \frac{\alpha_t}{1-\beta_1^t}\,
              \frac{m_t}{\sqrt{v_t}/\sqrt{1-\beta_2^t} + \epsilon}
 
-    Returns ``(update, state, vhat)`` with :math:`\hat v = v_t/(1-\beta_2^t)`.
+    Returns
+    -------
+    (update, state, vhat) : tuple
+        :math:`u_t`, the new :class:`Moments`, and :math:`\hat v = v_t/(1-\beta_2^t)`.
     """
     m, v = _moments(g, state, beta1, beta2)
     bc1, bc2 = 1 - beta1**t, 1 - beta2**t
@@ -116,7 +124,8 @@ def adam_torch(g, state: Moments, t: int, *, lr, beta1, beta2, eps=hp.EPS):
     return update, Moments(m, v, state.vmax), v / bc2
 
 
-def amsgrad_paper(g, state: Moments, t: int, *, lr, beta1, beta2, eps=0.0):
+def amsgrad_paper(g: ArrayLike, state: Moments, t: int, *, lr: ArrayLike, beta1: ArrayLike,
+                  beta2: ArrayLike, eps: float = 0.0) -> StepResult:
     r"""AMSGrad, Algorithm 2 of Reddi et al. (2018): the maximum of :math:`v`, no bias
     correction.
 
@@ -126,14 +135,18 @@ def amsgrad_paper(g, state: Moments, t: int, *, lr, beta1, beta2, eps=0.0):
        u_t = \alpha_t\, \frac{m_t}{\sqrt{\hat v_t} + \epsilon}
        \qquad (\epsilon = 0 \text{ in the paper})
 
-    Returns ``(update, state, vhat)`` with :math:`\hat v_t` as above.
+    Returns
+    -------
+    (update, state, vhat) : tuple
+        :math:`u_t`, the new :class:`Moments`, and :math:`\hat v_t` as above.
     """
     m, v = _moments(g, state, beta1, beta2)
     vmax = np.maximum(state.vmax, v)
     return lr * m / (np.sqrt(vmax) + eps), Moments(m, v, vmax), vmax
 
 
-def amsgrad_torch(g, state: Moments, t: int, *, lr, beta1, beta2, eps=hp.EPS):
+def amsgrad_torch(g: ArrayLike, state: Moments, t: int, *, lr: ArrayLike, beta1: ArrayLike,
+                  beta2: ArrayLike, eps: float = hp.EPS) -> StepResult:
     r"""AMSGrad as ``torch.optim.Adam(amsgrad=True)`` computes it: the maximum of the raw
     :math:`v` (``max_exp_avg_sq``), bias-corrected afterwards with the current step's factor.
 
@@ -143,8 +156,11 @@ def amsgrad_torch(g, state: Moments, t: int, *, lr, beta1, beta2, eps=hp.EPS):
        u_t = \frac{\alpha_t}{1-\beta_1^t}\,
              \frac{m_t}{\sqrt{\hat v_t}/\sqrt{1-\beta_2^t} + \epsilon}
 
-    Returns ``(update, state, vhat)`` with :math:`\hat v_t/(1-\beta_2^t)`, what the step
-    divided by.
+    Returns
+    -------
+    (update, state, vhat) : tuple
+        :math:`u_t`, the new :class:`Moments`, and :math:`\hat v_t/(1-\beta_2^t)`, what
+        the step divided by.
     """
     m, v = _moments(g, state, beta1, beta2)
     vmax = np.maximum(state.vmax, v)
@@ -153,7 +169,8 @@ def amsgrad_torch(g, state: Moments, t: int, *, lr, beta1, beta2, eps=hp.EPS):
     return update, Moments(m, v, vmax), vmax / bc2
 
 
-def amsgrad_optax(g, state: Moments, t: int, *, lr, beta1, beta2, eps=hp.EPS):
+def amsgrad_optax(g: ArrayLike, state: Moments, t: int, *, lr: ArrayLike, beta1: ArrayLike,
+                  beta2: ArrayLike, eps: float = hp.EPS) -> StepResult:
     r"""AMSGrad as ``optax.scale_by_amsgrad`` computes it: the maximum of the
     *bias-corrected* :math:`v` (``nu_max``).
 
@@ -165,7 +182,10 @@ def amsgrad_optax(g, state: Moments, t: int, *, lr, beta1, beta2, eps=hp.EPS):
     Since :math:`1-\beta_2^s \le 1-\beta_2^t` for :math:`s \le t`, this maximum is never
     below PyTorch's :math:`\max_s v_s / (1-\beta_2^t)`: optax's steps are never larger.
 
-    Returns ``(update, state, vhat)`` with :math:`\hat v_t` as above.
+    Returns
+    -------
+    (update, state, vhat) : tuple
+        :math:`u_t`, the new :class:`Moments`, and :math:`\hat v_t` as above.
     """
     m, v = _moments(g, state, beta1, beta2)
     bc1, bc2 = 1 - beta1**t, 1 - beta2**t
@@ -173,7 +193,7 @@ def amsgrad_optax(g, state: Moments, t: int, *, lr, beta1, beta2, eps=hp.EPS):
     return lr * (m / bc1) / (np.sqrt(vmax) + eps), Moments(m, v, vmax), vmax
 
 
-Rule = Callable[..., tuple[np.ndarray, Moments, np.ndarray]]
+Rule = Callable[..., StepResult]
 
 RULES: dict[str, Rule] = {
     "adam_paper": adam_paper,
