@@ -93,6 +93,23 @@ def adam_paper(g: ArrayLike, state: Moments, t: int, *, lr: ArrayLike, beta1: Ar
        u_t = \alpha_t\, \frac{m_t}{\sqrt{v_t} + \epsilon}
        \qquad (\epsilon = 0 \text{ in the paper})
 
+    Every rule takes the same arguments and returns the same triple.
+
+    Parameters
+    ----------
+    g : array_like
+        The gradient :math:`g_t`, one entry per configuration.
+    state : Moments
+        :math:`m_{t-1}, v_{t-1}, \hat v_{t-1}` (zeros before the first step).
+    t : int
+        The step number, from 1.
+    lr : array_like
+        The step size :math:`\alpha_t` of this step (a schedule is applied by the caller).
+    beta1, beta2 : array_like
+        The decay rates.
+    eps : float
+        Added to the square root of the second moment.
+
     Returns
     -------
     (update, state, vhat) : tuple
@@ -112,6 +129,8 @@ def adam_torch(g: ArrayLike, state: Moments, t: int, *, lr: ArrayLike, beta1: Ar
 
        u_t = \frac{\alpha_t}{1-\beta_1^t}\,
              \frac{m_t}{\sqrt{v_t}/\sqrt{1-\beta_2^t} + \epsilon}
+
+    Arguments as :func:`adam_paper`.
 
     Returns
     -------
@@ -135,6 +154,8 @@ def amsgrad_paper(g: ArrayLike, state: Moments, t: int, *, lr: ArrayLike, beta1:
        u_t = \alpha_t\, \frac{m_t}{\sqrt{\hat v_t} + \epsilon}
        \qquad (\epsilon = 0 \text{ in the paper})
 
+    Arguments as :func:`adam_paper`.
+
     Returns
     -------
     (update, state, vhat) : tuple
@@ -155,6 +176,8 @@ def amsgrad_torch(g: ArrayLike, state: Moments, t: int, *, lr: ArrayLike, beta1:
        \hat v_t = \max(\hat v_{t-1}, v_t), \qquad
        u_t = \frac{\alpha_t}{1-\beta_1^t}\,
              \frac{m_t}{\sqrt{\hat v_t}/\sqrt{1-\beta_2^t} + \epsilon}
+
+    Arguments as :func:`adam_paper`.
 
     Returns
     -------
@@ -181,6 +204,8 @@ def amsgrad_optax(g: ArrayLike, state: Moments, t: int, *, lr: ArrayLike, beta1:
 
     Since :math:`1-\beta_2^s \le 1-\beta_2^t` for :math:`s \le t`, this maximum is never
     below PyTorch's :math:`\max_s v_s / (1-\beta_2^t)`: optax's steps are never larger.
+
+    Arguments as :func:`adam_paper`.
 
     Returns
     -------
