@@ -3,8 +3,9 @@ r"""Adam in NumPy: the paper's Algorithm 1, then a drop-in twin of ``torch.optim
 :func:`adam_step` is Algorithm 1 of Kingma & Ba (2015), one line of code per line of
 the paper. :class:`Adam` is the same algorithm with every option of
 ``torch.optim.Adam`` (L2 or decoupled weight decay, AMSGrad, maximize), updating a list
-of NumPy arrays in place, in their own dtype, and held to ``torch.optim.Adam`` by the
-test suite.
+of NumPy arrays in place, with torch's arithmetic in each dtype (float16 computed in
+float32 and rounded after each of torch's operations, as torch does), and held to
+``torch.optim.Adam`` by the test suite.
 
 .. math::
 
@@ -190,7 +191,10 @@ class Adam(Optimizer):
     r"""Adam over NumPy arrays, with the semantics of ``torch.optim.Adam``.
 
     Each call to :meth:`step` does, for every parameter :math:`\theta` and its gradient
-    :math:`g`, in the parameter's own dtype:
+    :math:`g`, with the arithmetic ``torch.optim.Adam`` uses on a CPU for the parameter's
+    dtype (float32 and float64: in that dtype; float16: each of torch's operations computed
+    in float32 and rounded to float16, so :math:`g^2` does not overflow for
+    :math:`|g| > 256`; see Notes):
 
     .. math::
 
@@ -213,7 +217,8 @@ class Adam(Optimizer):
     betas : (float, float), default (0.9, 0.999)
         Decay rates :math:`\beta_1, \beta_2` of the moment estimates, each in [0, 1).
     eps : float, default 1e-8
-        Added to the denominator; in float16 it rounds to 0.
+        Added to the denominator; with float16 parameters the sum is rounded to float16,
+        where 1e-8 is lost (a denominator of 0 gives :math:`\pm\infty` or NaN, as in torch).
     weight_decay : float, default 0
         :math:`\lambda`: L2 penalty folded into the gradient, or decoupled decay.
     amsgrad : bool, default False
@@ -225,6 +230,20 @@ class Adam(Optimizer):
     bias_correction : bool, default True
         Divide the moments by :math:`1-\beta^t`. Turning it off is not in
         ``torch.optim.Adam``; it exists for the ablation of Kingma & Ba's section 6.4.
+
+    Notes
+    -----
+    float16 follows torch's for-loop (its CPU default) operation by operation: the decoupled
+    decay, the L2 sum :math:`g + \mathrm{fl}_{16}(\lambda)\theta`, ``lerp`` for :math:`m`,
+    :math:`\beta_2 v` and then :math:`+ (1-\beta_2)g^2`, :math:`\sqrt{v}`, the division by
+    :math:`\sqrt{1-\beta_2^t}`, :math:`+\epsilon`, and the final
+    :math:`\theta - \frac{\alpha}{1-\beta_1^t} m / d`, each in float32 and rounded to
+    float16 once (``lerp`` and :math:`v + c g \cdot g` as single fused multiply-adds, as
+    torch's vectorized kernels compute them). The tests find it equal to torch bit for bit.
+    One exception: on the elements torch's CPU kernels leave outside their vectorized loop
+    (the last ``numel % 64`` of a float16 tensor with AVX-512, so all of a tensor smaller
+    than that), ``add(alpha=...)`` rounds :math:`\lambda\theta` to float16 before the sum;
+    there, with L2 weight decay, the two can differ by that rounding.
 
     Examples
     --------
@@ -268,6 +287,9 @@ class Adam(Optimizer):
         for p in self.params:
             size = max(p.size, self._scratch.get(p.dtype, np.empty((2, 0))).shape[1])
             self._scratch[p.dtype] = np.empty((2, size), dtype=p.dtype)
+        # float16 arithmetic runs in float32 (and float64 where torch fuses a multiply-add).
+        half = self._scratch.get(np.dtype(np.float16), np.empty((2, 0))).shape[1]
+        self._wide = (np.empty(half, np.float32), np.empty(half, np.float64))
         self._last_lr = self._lr
 
     def _options(self) -> dict[str, object]:
@@ -302,6 +324,9 @@ class Adam(Optimizer):
         lr, wd = self.lr, self.weight_decay
         bc1, bc2 = self._bias_corrections(self.t)
         a, b = (s[: p.size].reshape(p.shape) for s in self._scratch[p.dtype])
+        if p.dtype == np.float16:
+            self._update_float16(i, p, g, bc1, bc2, a, b)
+            return
         if self.maximize:
             g = np.negative(g, out=a)
         if wd != 0:
@@ -318,14 +343,66 @@ class Adam(Optimizer):
             v = np.maximum(self.max_exp_avg_sq[i], v, out=self.max_exp_avg_sq[i])
         self._descend(p, m, v, bc1, bc2, a, b)
 
+    def _update_float16(self, i: int, p, g, bc1: float, bc2: float, a: np.ndarray, b: np.ndarray) -> None:
+        r"""Step ``self.t`` for a float16 parameter as ``torch.optim.Adam`` does on a CPU.
+
+        torch runs each of its operations on float16 tensors in float32 ("opmath") and rounds
+        the result to float16 once; this does the same, operation by operation and in
+        torch's order, so that nothing overflows or underflows where torch's does not
+        (:math:`g^2` is formed in float32: :math:`|g| > 256` no longer gives
+        :math:`v = \infty`). ``lerp`` and ``addcmul`` are fused multiply-adds in torch's
+        kernels: one rounding, reproduced in float64. The L2 term is ``g + fl16(\lambda)\,\theta``,
+        its coefficient rounded to float16 as torch's ``add(alpha=...)`` rounds it.
+        """
+        lr, wd = self.lr, self.weight_decay
+        beta1, beta2 = self.betas
+        x, w = (s[: p.size].reshape(p.shape) for s in self._wide)  # float32, float64
+        if self.maximize:
+            g = np.negative(g, out=a)
+        if wd != 0:
+            if self.decoupled_weight_decay:  # param.mul_(1 - lr * wd)
+                _to16(p, np.multiply(p, np.float32(1 - lr * wd), out=x, dtype=np.float32))
+            else:  # grad = grad.add(param, alpha=wd)
+                np.multiply(p, np.float32(np.float16(wd)), out=x, dtype=np.float32)  # exact
+                g = _to16(a, np.add(x, g, out=x, dtype=np.float32))
+        m, v = self.exp_avg[i], self.exp_avg_sq[i]
+        # exp_avg.lerp_(grad, 1 - beta1): fma(c, g - m, m or g), as torch's lerp_vec
+        weight = np.float32(1 - beta1)
+        coeff, base = (weight, m) if weight < 0.5 else (weight - np.float32(1), g)
+        np.subtract(g, m, out=x, dtype=np.float32)
+        np.add(np.multiply(x, coeff, out=w, dtype=np.float64), base, out=w)  # the product is exact
+        _to16(m, _to32(x, w))
+        # exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2): fma((1-b2) g, g, v)
+        _to16(v, np.multiply(v, np.float32(beta2), out=x, dtype=np.float32))
+        np.multiply(g, np.float32(1 - beta2), out=x, dtype=np.float32)
+        np.add(np.multiply(x, g, out=w, dtype=np.float64), v, out=w)  # the product is exact
+        _to16(v, _to32(x, w))
+        if self.amsgrad:
+            v = np.maximum(self.max_exp_avg_sq[i], v, out=self.max_exp_avg_sq[i])
+        self._descend(p, m, v, bc1, bc2, a, b)
+
     def _descend(self, p, m, v, bc1: float, bc2: float, a: np.ndarray, b: np.ndarray) -> None:
         r""":math:`\theta \leftarrow \theta - \alpha\, \hat m / (\sqrt{\hat v} + \epsilon)` in place
         (``v`` is the AMSGrad maximum when there is one; ``a``, ``b`` are scratch buffers)."""
+        if p.dtype == np.float16:  # param.addcdiv_(exp_avg, denom, value=-lr / bc1), in float32
+            x = self._wide[0][: p.size].reshape(p.shape)
+            denom = self._denominator(v, bc2, out=b, wide=x)
+            np.multiply(m, np.float32(-self.lr / bc1), out=x, dtype=np.float32)
+            _to16(p, np.add(np.divide(x, denom, out=x, dtype=np.float32), p, out=x, dtype=np.float32))
+            return
         denom = self._denominator(v, bc2, out=b)
         p += np.multiply(np.divide(m, denom, out=b), -self.lr / bc1, out=b)
 
-    def _denominator(self, v: np.ndarray, bc2: float, out: np.ndarray | None = None):
-        r""":math:`\sqrt{v}/\sqrt{1-\beta_2^t} + \epsilon`, computed as torch computes it."""
+    def _denominator(self, v: np.ndarray, bc2: float, out: np.ndarray | None = None,
+                     wide: np.ndarray | None = None):
+        r""":math:`\sqrt{v}/\sqrt{1-\beta_2^t} + \epsilon`, computed as torch computes it
+        (in float16: each of the three operations in float32, rounded to float16)."""
+        if v.dtype == np.float16:
+            out = np.empty_like(v) if out is None else out
+            x = np.empty(v.shape, np.float32) if wide is None else wide
+            _to16(out, np.sqrt(v, out=x, dtype=np.float32))
+            _to16(out, np.divide(out, np.float32(bc2**0.5), out=x, dtype=np.float32))
+            return _to16(out, np.add(out, np.float32(self.eps), out=x, dtype=np.float32))
         denom = np.sqrt(v, out=out)
         denom /= math.sqrt(bc2)
         denom += self.eps
@@ -552,6 +629,18 @@ class AdamAtan2(Adam):
             raise ValueError("state: missing keys ['a', 'b'] (not a state of AdamAtan2)")
         super().load_state_dict(state)
         self.a, self.b = a, b
+
+
+def _to16(out: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Round ``x`` to ``out``'s float16, to nearest, ties to even, as torch rounds float32."""
+    np.copyto(out, x, casting="same_kind")
+    return out
+
+
+def _to32(out: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Round ``x`` (float64) to ``out``'s float32, as a float32 fused multiply-add rounds."""
+    np.copyto(out, x, casting="same_kind")
+    return out
 
 
 def _lerp_(m: np.ndarray, g: np.ndarray, weight: float, buf: np.ndarray) -> None:
