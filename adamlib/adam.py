@@ -236,7 +236,7 @@ class Adam(Optimizer):
     float16 follows torch's for-loop (its CPU default) operation by operation: the decoupled
     decay, the L2 sum :math:`g + \mathrm{fl}_{16}(\lambda)\theta`, ``lerp`` for :math:`m`,
     :math:`\beta_2 v` and then :math:`+ (1-\beta_2)g^2`, :math:`\sqrt{v}`, the division by
-    :math:`\sqrt{1-\beta_2^t}`, :math:`+\epsilon`, and the final
+    :math:`\sqrt{1-\beta_2^t}`, :math:`+\mathrm{fl}_{16}(\epsilon)`, and the final
     :math:`\theta - \frac{\alpha}{1-\beta_1^t} m / d`, each in float32 and rounded to
     float16 once (``lerp`` and :math:`v + c g \cdot g` as single fused multiply-adds, as
     torch's vectorized kernels compute them). The tests find it equal to torch bit for bit.
@@ -352,7 +352,8 @@ class Adam(Optimizer):
         (:math:`g^2` is formed in float32: :math:`|g| > 256` no longer gives
         :math:`v = \infty`). ``lerp`` and ``addcmul`` are fused multiply-adds in torch's
         kernels: one rounding, reproduced in float64. The L2 term is ``g + fl16(\lambda)\,\theta``,
-        its coefficient rounded to float16 as torch's ``add(alpha=...)`` rounds it.
+        its coefficient rounded to float16 as torch's ``add`` rounds its scalar (so is
+        :math:`\epsilon` before :math:`\sqrt{\hat v} + \epsilon`).
         """
         lr, wd = self.lr, self.weight_decay
         beta1, beta2 = self.betas
@@ -402,7 +403,7 @@ class Adam(Optimizer):
             x = np.empty(v.shape, np.float32) if wide is None else wide
             _to16(out, np.sqrt(v, out=x, dtype=np.float32))
             _to16(out, np.divide(out, np.float32(bc2**0.5), out=x, dtype=np.float32))
-            return _to16(out, np.add(out, np.float32(self.eps), out=x, dtype=np.float32))
+            return _to16(out, np.add(out, np.float32(np.float16(self.eps)), out=x, dtype=np.float32))
         denom = np.sqrt(v, out=out)
         denom /= math.sqrt(bc2)
         denom += self.eps

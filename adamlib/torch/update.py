@@ -51,6 +51,10 @@ class Scalars(NamedTuple):
         :math:`\alpha_t = \alpha\sqrt{1-\beta_2^t} / (1-\beta_1^t)` (:math:`\alpha` without bias correction).
     eps_hat : float
         :math:`\hat\epsilon = \epsilon\sqrt{1-\beta_2^t}` (:math:`\epsilon` without bias correction).
+    lr_hat, bc2_sqrt, eps : float
+        :math:`\alpha/(1-\beta_1^t)`, :math:`\sqrt{1-\beta_2^t}` and :math:`\epsilon`: the
+        numbers of ``torch.optim.Adam``'s own form of the last line, which 16-bit
+        parameters follow (:func:`adam_update`).
     """
 
     sign: float
@@ -60,6 +64,9 @@ class Scalars(NamedTuple):
     beta2: float
     step_size: float
     eps_hat: float
+    lr_hat: float
+    bc2_sqrt: float
+    eps: float
 
     @classmethod
     def of(cls, group: dict, step: float) -> Scalars:
@@ -77,6 +84,9 @@ class Scalars(NamedTuple):
             beta2=beta2,
             step_size=lr * bc2**0.5 / bc1,
             eps_hat=eps * bc2**0.5,
+            lr_hat=lr / bc1,
+            bc2_sqrt=bc2**0.5,
+            eps=eps,
         )
 
     def to_tensor(self, device: torch.device) -> Tensor:
@@ -131,8 +141,15 @@ def adam_update(
     gives the same numbers. Without ``plain``, zero weight decay makes the L2 term
     :math:`0\cdot\theta`: exact for every finite :math:`\theta`, NaN where :math:`\theta`
     is already infinite (torch skips the term, as ``plain`` does).
+
+    float32 and float64 parameters are updated in their own dtype, as above. float16 and
+    bfloat16 ones follow ``torch.optim.Adam``'s for-loop instead (:func:`_adam_update_16`):
+    the efficient form's :math:`\alpha_t m` would underflow in 16 bits.
     """
     s = Scalars(*scalars.unbind())
+    if param.dtype in HALF_DTYPES:
+        _adam_update_16(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, s, plain)
+        return
     g, sign = grad, 1.0
     if not plain:
         g = grad + s.l2 * param  # Adam's L2 penalty joins the gradient (l2 = sign * lambda)
@@ -145,6 +162,57 @@ def adam_update(
         max_exp_avg_sq.copy_(torch.maximum(max_exp_avg_sq, exp_avg_sq))
         v = max_exp_avg_sq
     param.sub_(s.step_size * exp_avg / (v.sqrt() + s.eps_hat))
+
+
+#: The 16-bit dtypes whose update :func:`_adam_update_16` computes in float32.
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def _adam_update_16(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, s: Scalars, plain: bool) -> None:
+    r""":func:`adam_update` for float16 and bfloat16: ``torch.optim.Adam``'s for-loop, op by op.
+
+    torch computes each operation on a 16-bit tensor in float32 and rounds its result to
+    the tensor's dtype once. This does the same, in torch's order and form:
+    :math:`g + \mathrm{fl}(\lambda)\theta`, :math:`(1-\alpha\lambda)\theta`, ``lerp`` for
+    :math:`m`, :math:`\beta_2 v`, :math:`v + (1-\beta_2) g\cdot g`,
+    :math:`d = \sqrt{v} / \sqrt{1-\beta_2^t} + \mathrm{fl}(\epsilon)` in three roundings
+    (torch's ``add`` rounds its scalar, :math:`\lambda` or :math:`\epsilon`, to the dtype
+    first), and :math:`\theta - \frac{\alpha}{1-\beta_1^t} m / d`. Each rounding
+    is an explicit round trip through the 16-bit dtype, so that NaN and infinities land
+    where torch's do (with :math:`\epsilon = 10^{-8}`, lost in float16, :math:`d` is 0
+    where :math:`v` underflowed); compiled, the round trips are kept by Inductor's
+    ``emulate_precision_casts`` (:class:`CompiledUpdate`).
+    """
+    dtype, f32 = param.dtype, torch.float32
+
+    def rounded(x: Tensor) -> Tensor:
+        return x.to(dtype).to(f32)
+
+    def number(x: float | Tensor, dtype: torch.dtype = f32) -> float | Tensor:
+        """A step's number as torch's kernels take it: rounded to float32 (a Python float
+        is, by the operation), or to ``dtype`` and back (``alpha`` of ``add``)."""
+        if not isinstance(x, Tensor):
+            if dtype == f32:
+                return x
+            x = torch.tensor(x, dtype=torch.float64)
+        return x.to(dtype).to(f32)
+
+    p, g, sign = param.to(f32), grad.to(f32), 1.0
+    if not plain:
+        l2 = number(s.l2, dtype)  # grad.add(param, alpha=weight_decay), skipped at 0 (no 0 * inf)
+        g = torch.where(l2 == 0, g, rounded(g + l2 * p))
+        p = rounded(p * number(s.decay))  # param.mul_(1 - lr * weight_decay)
+        sign = s.sign
+    m = rounded(torch.lerp(exp_avg.to(f32), sign * g, number(1 - s.beta1)))  # exp_avg.lerp_(grad, 1 - beta1)
+    v = rounded(exp_avg_sq.to(f32) * number(s.beta2))  # exp_avg_sq.mul_(beta2)
+    v = rounded(torch.addcmul(v, number(1 - s.beta2) * g, g))  # .addcmul_(grad, grad, value=1 - beta2)
+    exp_avg.copy_(m)
+    exp_avg_sq.copy_(v)
+    if max_exp_avg_sq is not None:
+        v = torch.maximum(max_exp_avg_sq.to(f32), v)
+        max_exp_avg_sq.copy_(v)
+    denom = rounded(rounded(rounded(v.sqrt()) / number(s.bc2_sqrt)) + number(s.eps, dtype))  # add_ rounds eps
+    param.copy_(p + number(-s.lr_hat) * m / denom)  # param.addcdiv_(exp_avg, denom, value=-lr / bc1)
 
 
 Tensors = Sequence[Tensor]
@@ -211,6 +279,8 @@ class CompiledUpdate:
 
     def __init__(self, device: torch.device, dtype: torch.dtype, amsgrad: bool, plain: bool) -> None:
         self.amsgrad, self.plain = amsgrad, plain
+        # 16 bits: keep the update's explicit roundings (Inductor elides them otherwise).
+        self._options = {**self.INDUCTOR_OPTIONS, "emulate_precision_casts": dtype in HALF_DTYPES}
         n_lists = 5 if amsgrad else 4
         slots = self.SMALL + self.LARGE
         self._pads = [[torch.zeros(2, device=device, dtype=dtype) for _ in range(slots)] for _ in range(n_lists)]
@@ -219,7 +289,7 @@ class CompiledUpdate:
         sizes = [64 + 8 * i for i in range(self.SMALL)] + [(1 << 16) + 8 * i for i in range(self.LARGE)]
         gen = torch.Generator(device=device).manual_seed(0)  # the caller's random stream stays untouched
         warmup = [[torch.rand(n, device=device, dtype=dtype, generator=gen) for n in sizes] for _ in range(n_lists)]
-        scalars = Scalars(-1.0, 0.1, 0.9, 0.9, 0.999, 1e-3, 1e-8).to_tensor(device)
+        scalars = Scalars(-1.0, 0.1, 0.9, 0.9, 0.999, 1e-3, 1e-8, 0.01, 0.1, 1e-7).to_tensor(device)
         twin = [[t.clone() for t in ts] for ts in warmup]
         # A function of its own for each kind: torch.compile files compiled code under the
         # function's code, and each kind must be traced (and reach the backend) afresh.
@@ -242,7 +312,7 @@ class CompiledUpdate:
         the traced graph and the compiled one for :meth:`_argument_order`."""
         from torch._inductor.compile_fx import compile_fx
 
-        self._traced = gm, list(example_inputs), compile_fx(gm, example_inputs, config_patches=self.INDUCTOR_OPTIONS)
+        self._traced = gm, list(example_inputs), compile_fx(gm, example_inputs, config_patches=self._options)
         return self._traced[2]
 
     def _argument_order(self, chunk: list[list[Tensor]], scalars: Tensor) -> tuple[Callable, list[tuple]]:
