@@ -203,9 +203,12 @@ def _adam_update_16(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, s: Scalars
         g = torch.where(l2 == 0, g, rounded(g + l2 * p))
         p = rounded(p * number(s.decay))  # param.mul_(1 - lr * weight_decay)
         sign = s.sign
-    m = rounded(torch.lerp(exp_avg.to(f32), sign * g, number(1 - s.beta1)))  # exp_avg.lerp_(grad, 1 - beta1)
+    # exp_avg.lerp_(grad, 1 - beta1), as torch's kernel: fma(w or w - 1, g - m, m or g)
+    m, w = exp_avg.to(f32), torch.as_tensor(number(1 - s.beta1), device=param.device)
+    far = w >= 0.5
+    m = rounded(_fma(torch.where(far, w - 1, w), sign * g - m, torch.where(far, sign * g, m)))
     v = rounded(exp_avg_sq.to(f32) * number(s.beta2))  # exp_avg_sq.mul_(beta2)
-    v = rounded(torch.addcmul(v, number(1 - s.beta2) * g, g))  # .addcmul_(grad, grad, value=1 - beta2)
+    v = rounded(_fma(number(1 - s.beta2) * g, g, v))  # .addcmul_(grad, grad, value=1 - beta2)
     exp_avg.copy_(m)
     exp_avg_sq.copy_(v)
     if max_exp_avg_sq is not None:
@@ -213,6 +216,12 @@ def _adam_update_16(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, s: Scalars
         max_exp_avg_sq.copy_(v)
     denom = rounded(rounded(rounded(v.sqrt()) / number(s.bc2_sqrt)) + number(s.eps, dtype))  # add_ rounds eps
     param.copy_(p + number(-s.lr_hat) * m / denom)  # param.addcdiv_(exp_avg, denom, value=-lr / bc1)
+
+
+def _fma(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
+    """:math:`ab + c` in float32 with one rounding, as torch's CPU kernels compute ``lerp``
+    and ``addcmul``: the product of two float32 numbers is exact in float64."""
+    return (a.double() * b.double() + c.double()).float()
 
 
 Tensors = Sequence[Tensor]
