@@ -177,7 +177,8 @@ def _adam_update_16(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, s: Scalars
     :math:`m`, :math:`\beta_2 v`, :math:`v + (1-\beta_2) g\cdot g`,
     :math:`d = \sqrt{v} / \sqrt{1-\beta_2^t} + \mathrm{fl}(\epsilon)` in three roundings
     (torch's ``add`` rounds its scalar, :math:`\lambda` or :math:`\epsilon`, to the dtype
-    first), and :math:`\theta - \frac{\alpha}{1-\beta_1^t} m / d`. Each rounding
+    first), and :math:`\theta - \frac{\alpha}{1-\beta_1^t} m / d`; ``lerp`` and ``addcmul``
+    are single fused multiply-adds, as in torch's CPU kernels (:func:`_fma`). Each rounding
     is an explicit round trip through the 16-bit dtype, so that NaN and infinities land
     where torch's do (with :math:`\epsilon = 10^{-8}`, lost in float16, :math:`d` is 0
     where :math:`v` underflowed); compiled, the round trips are kept by Inductor's
