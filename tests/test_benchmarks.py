@@ -25,6 +25,6 @@ def test_population_benchmark_runs_and_reports_each_size():
         capture_output=True, text=True, check=True,
     ).stdout
     rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["1"], ["3"])]
-    assert [r[0] for r in rows] == ["1", "3"] and all(len(r) == 5 for r in rows)
+    assert [r[0] for r in rows] == ["1", "3"] and all(len(r) == 6 for r in rows)
     assert "single runs one after another:" in out and "target: K = 64" in out
     assert "torch.func vmap(grad)" in out

@@ -93,8 +93,10 @@ class Population:
     eval_steps : ndarray
         The step counts after which the validation curves were measured
         (``eval_every, 2 * eval_every, ...``); empty without ``eval_every``.
-    val_loss, val_accuracy : ndarray
-        ``(K, len(eval_steps))``: the validation curves; NaN after divergence.
+    val_loss : ndarray
+        ``(K, len(eval_steps))``: the validation loss curves; NaN after divergence.
+    val_accuracy : ndarray
+        ``(K, len(eval_steps))``: the validation accuracy curves; NaN after divergence.
     params : Tensor
         ``(K, P)``: each member's parameters at the end, flattened in the order of
         ``tasks.mlp(hidden).parameters()`` (see :meth:`model`).
@@ -290,7 +292,7 @@ def train_population(
     eval_every : int, optional
         Also measure validation loss and accuracy after every ``eval_every`` steps
         (:attr:`Population.val_loss`, :attr:`Population.val_accuracy`).
-    schedule_options : mapping, optional
+    schedule_options : dict, optional
         Options per schedule name, e.g. ``{"warmup + cosine": {"warmup_steps": 30}}``.
     dtype : torch.dtype, default float32
         Of the parameters, the optimizer state and the data.
@@ -314,6 +316,13 @@ def train_population(
     A member whose minibatch loss becomes NaN or inf is marked ``diverged``: like
     :func:`adamlib.lab.tasks.train`, it takes that step's update and then stops (its
     parameters are frozen, its later losses are NaN); the other members are not affected.
+
+    In float64 each member equals its run alone up to rounding (tested to 1e-10 relative
+    over 50 steps; the losses measured agree to 5e-16). In float32 the
+    batched matrix products sum in another order than a single run's, and the rounding
+    differences grow with training: within 3e-6 relative after 50 steps (tested), about
+    1e-3 in the minibatch losses and 1e-4 in the validation loss after the book's 300 steps
+    (measured on a mixed population, 2026-11-30), far below the spread between seeds.
     """
     for name, value, low in (("steps", steps, 1), ("hidden", hidden, 1), ("batch_size", batch_size, 1)):
         if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
@@ -413,6 +422,7 @@ def train_population(
     import pandas as pd
 
     table = pd.DataFrame({name: [m[name] for m in members] for name in MEMBER_ARGS})
+    table["schedule"] = pd.Series([m["schedule"] for m in members], dtype=object)  # None stays None
     table["train_loss"], table["val_loss"], table["val_accuracy"] = last, val_loss, val_accuracy
     table["diverged"] = diverged
     return Population(table, train_loss, rates, eval_steps, val_curves[0], val_curves[1], params)
@@ -464,20 +474,20 @@ def retune(table, by: Sequence[str] = (), metric: str = "val_loss", *, lr: str =
         raise ValueError("table is empty")
     if maximize is None:
         maximize = metric.endswith("accuracy")
-    stats = (table.groupby([*by, lr], sort=True, dropna=False)[metric]
-             .agg(["mean", "min", "max", "count"]).reset_index())
     rows = []
-    for _, g in (stats.groupby(by, sort=True, dropna=False) if by else [((), stats)]):
+    for _, group in (table.groupby(by, sort=True, dropna=False) if by else [((), table)]):
+        g = group.groupby(lr, sort=True)[metric].agg(["mean", "min", "max", "count"])
         means = g["mean"].to_numpy(dtype=float)
         means = np.where(np.isnan(means), -np.inf if maximize else np.inf, means)
         i = int(np.argmax(means) if maximize else np.argmin(means))
-        best = {c: g[c].iloc[i] for c in g.columns}  # column by column: keeps each dtype
-        rates = g[lr].to_numpy()
-        rows.append({**{c: best[c] for c in by}, lr: best[lr], f"{metric}_mean": best["mean"],
-                     f"{metric}_min": best["min"], f"{metric}_max": best["max"],
-                     "n_seeds": int(best["count"]), "n_lrs": len(rates),
-                     "at_edge": bool(best[lr] in (rates.min(), rates.max()))})
+        rates = g.index.to_numpy()
+        rows.append({**{c: group[c].iloc[0] for c in by},
+                     lr: rates[i], f"{metric}_mean": g["mean"].iloc[i], f"{metric}_min": g["min"].iloc[i],
+                     f"{metric}_max": g["max"].iloc[i], "n_seeds": int(g["count"].iloc[i]),
+                     "n_lrs": len(rates), "at_edge": bool(rates[i] in (rates.min(), rates.max()))})
     out = pd.DataFrame(rows)
+    for c in by:  # with the table's dtypes (an object column keeps None as None)
+        out[c] = pd.Series([row[c] for row in rows], dtype=table[c].dtype)
     if out["at_edge"].any():
         edge = out.loc[out["at_edge"], by].to_dict("records") if by else "the only group"
         warnings.warn(f"the best {lr} is at the edge of the rates tried for {edge}: widen the grid",
