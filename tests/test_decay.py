@@ -15,7 +15,7 @@ from scipy.signal import lfilter
 import adamlib
 from adamlib import moments
 from adamlib.lab import schedules
-from adamlib.lab.decay import equilibrium_rms, retention, timescale, torch_weight_decay
+from adamlib.lab.decay import best_decay, equilibrium_rms, retention, timescale, torch_weight_decay
 
 rates = st.floats(1e-5, 1.0)
 decays = st.floats(1e-4, 10.0)
@@ -172,3 +172,40 @@ def test_bad_input_names_the_argument(call, name):
 def test_bad_type_is_a_type_error():
     with pytest.raises(TypeError, match="weight_decay"):
         timescale(1e-3, "0.1")
+
+
+@given(slope=st.floats(-2.0, 2.0), offset=st.floats(-3.5, -1.5))
+def test_best_decay_recovers_a_quadratic_valley(slope, offset):
+    # loss = (log10 wd - (offset + slope * log10(lr / 1e-2)))^2: the valley's floor is exact
+    # wherever it lies between grid points inside the grid.
+    lrs = np.array([3e-3, 1e-2, 3e-2])
+    decays = 10.0 ** np.arange(-6.0, 1.01, 0.5)
+    centre = offset + slope * np.log10(lrs / 1e-2)
+    losses = (np.log10(decays)[None, :] - centre[:, None]) ** 2
+    np.testing.assert_allclose(np.log10(best_decay(losses, decays)), centre, atol=1e-9)
+
+
+def test_best_decay_edges_and_divergence():
+    decays = [1e-3, 1e-2, 1e-1, 1.0]
+    losses = np.array([[0.1, 0.5, 0.9, 1.0],             # best at the edge: the edge
+                       [np.inf, 0.3, np.nan, 0.2],       # non-finite never best; edge again
+                       [np.nan, 0.2, 0.1, np.inf],       # a non-finite neighbour: the grid point
+                       [np.nan] * 4])                    # nothing finite: NaN
+    out = best_decay(losses, decays)
+    np.testing.assert_allclose(out[:3], [1e-3, 1.0, 1e-1])
+    assert np.isnan(out[3])
+
+
+@pytest.mark.parametrize(
+    ("losses", "decays", "name"),
+    [
+        (np.ones((2, 3)), [0.0, 1e-2, 1e-1], "decays"),
+        (np.ones((2, 3)), [1e-1, 1e-2, 1e-3], "decays"),
+        (np.ones((2, 3)), [[1e-3, 1e-2, 1e-1]], "decays"),
+        (np.ones((2, 4)), [1e-3, 1e-2, 1e-1], "losses"),
+        (np.ones(3), [1e-3, 1e-2, 1e-1], "losses"),
+    ],
+)
+def test_best_decay_bad_input(losses, decays, name):
+    with pytest.raises(ValueError, match=name):
+        best_decay(losses, decays)

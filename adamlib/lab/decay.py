@@ -18,6 +18,7 @@ So the weights remember their past over the EMA's window :math:`\tau = 1/(\alpha
 (:func:`timescale`; Wang & Aitchison, 2024), the initialization fades as
 :math:`\prod_t (1-\alpha_t\lambda)` (:func:`retention`), and under noise-like updates each weight
 settles at an RMS of about :math:`\sqrt{\alpha/(2\lambda)}` (:func:`equilibrium_rms`).
+:func:`best_decay` reads the best decay of each learning rate off a learning-rate x decay grid.
 
 Loshchilov & Hutter's Algorithm 2 writes the decay as :math:`\eta_t\lambda_{\text{paper}}`, the
 schedule multiplier :math:`\eta_t` times a decay that the peak rate :math:`\alpha` does not
@@ -41,7 +42,7 @@ from numpy.typing import ArrayLike
 
 from .. import hyperparams as hp
 
-__all__ = ["equilibrium_rms", "retention", "timescale", "torch_weight_decay"]
+__all__ = ["best_decay", "equilibrium_rms", "retention", "timescale", "torch_weight_decay"]
 
 
 def _check_positive(name: str, value: object) -> float:
@@ -220,3 +221,56 @@ def torch_weight_decay(paper_weight_decay: float | ArrayLike, lr: float | ArrayL
     out = wd / rate
     return float(out) if out.ndim == 0 else out
 
+
+
+def best_decay(losses: ArrayLike, decays: ArrayLike) -> np.ndarray:
+    r"""The best weight decay in each row of a (learning rate x decay) grid of losses.
+
+    For each row, the decay with the lowest loss, refined between grid points: a parabola
+    through the best point and its two neighbours, in :math:`\log_{10}\lambda`, gives the
+    minimum (kept within the neighbours); a best point at the edge of the grid, or with a
+    non-finite neighbour, is returned as it is. Fitting :math:`\log_{10}` of the result
+    against :math:`\log_{10}` of the learning rates measures how the best decay moves with
+    the rate (Loshchilov & Hutter's claim: not at all with decoupled decay).
+
+    Parameters
+    ----------
+    losses : array_like
+        Shape ``(n_lr, n_decay)``; non-finite entries (diverged runs) are never the best.
+    decays : array_like
+        The ``n_decay`` decays of the columns, > 0 and increasing.
+
+    Returns
+    -------
+    ndarray
+        ``n_lr`` decays (NaN for a row with no finite loss).
+
+    Examples
+    --------
+    >>> lam = np.array([1e-3, 1e-2, 1e-1])
+    >>> losses = [[1.0, 0.0, 1.0],       # symmetric in log10: the middle
+    ...           [2.0, 1.0, 1.5],       # between the middle and the right
+    ...           [3.0, 2.0, 1.0]]       # at the edge: the edge
+    >>> best_decay(losses, lam).round(4)
+    array([0.01  , 0.0147, 0.1   ])
+    """
+    values = np.asarray(losses, dtype=float)
+    lam = np.asarray(decays, dtype=float)
+    if lam.ndim != 1 or lam.size == 0 or not np.all(np.isfinite(lam)) or np.any(lam <= 0) \
+            or np.any(np.diff(lam) <= 0):
+        raise ValueError(f"decays must be a non-empty increasing sequence of finite numbers > 0, got {decays!r}")
+    if values.ndim != 2 or values.shape[1] != lam.size:
+        raise ValueError(f"losses must have shape (n_lr, {lam.size}) to match decays, got {values.shape}")
+    x = np.log10(lam)
+    out = np.full(values.shape[0], np.nan)
+    for r, row in enumerate(values):
+        row = np.where(np.isfinite(row), row, np.inf)
+        if not np.isfinite(row).any():
+            continue
+        i = int(np.argmin(row))
+        out[r] = x[i]
+        if 0 < i < lam.size - 1 and np.isfinite(row[i - 1]) and np.isfinite(row[i + 1]):
+            a, b, _ = np.polyfit(x[i - 1 : i + 2], row[i - 1 : i + 2], 2)
+            if a > 0:  # a proper minimum (a flat triple keeps the grid point)
+                out[r] = float(np.clip(-b / (2 * a), x[i - 1], x[i + 1]))
+    return 10.0**out
