@@ -15,7 +15,14 @@ from scipy.signal import lfilter
 import adamlib
 from adamlib import moments
 from adamlib.lab import schedules
-from adamlib.lab.decay import best_decay, equilibrium_rms, retention, timescale, torch_weight_decay
+from adamlib.lab.decay import (
+    best_decay,
+    equilibrium_rms,
+    parameter_groups,
+    retention,
+    timescale,
+    torch_weight_decay,
+)
 
 rates = st.floats(1e-5, 1.0)
 decays = st.floats(1e-4, 10.0)
@@ -209,3 +216,40 @@ def test_best_decay_edges_and_divergence():
 def test_best_decay_bad_input(losses, decays, name):
     with pytest.raises(ValueError, match=name):
         best_decay(losses, decays)
+
+
+def test_parameter_groups_decay_only_the_matrices():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.LayerNorm(4), torch.nn.Linear(4, 2))
+    net[2].bias.requires_grad_(False)
+    groups = parameter_groups(net.named_parameters(), 0.5)
+    assert [g["weight_decay"] for g in groups] == [0.5, 0.0]
+    assert [p is q for p, q in zip(groups[0]["params"], [net[0].weight, net[2].weight])] == [True, True]
+    assert len(groups[1]["params"]) == 3  # the first bias and the LayerNorm's gain and shift
+    assert parameter_groups([net[0].bias], 0.1) == [{"params": [net[0].bias], "weight_decay": 0.0}]
+
+
+@pytest.mark.parametrize("make", [
+    lambda groups: torch.optim.AdamW(groups, lr=0.05),
+    lambda groups: __import__("adamlib.torch", fromlist=["Adam"]).Adam(groups, lr=0.05, decoupled_weight_decay=True),
+])
+def test_parameter_groups_leave_the_vectors_undecayed(make):
+    # With zero gradients only the decay moves anything: the matrix shrinks, the bias stays.
+    w = torch.nn.Parameter(torch.ones(3, 2, dtype=torch.float64))
+    b = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+    opt = make(parameter_groups([w, b], 2.0))
+    for _ in range(10):
+        w.grad, b.grad = torch.zeros_like(w), torch.zeros_like(b)
+        opt.step()
+    torch.testing.assert_close(w.detach(), torch.full((3, 2), (1 - 0.05 * 2.0) ** 10, dtype=torch.float64))
+    torch.testing.assert_close(b.detach(), torch.ones(3, dtype=torch.float64))
+
+
+@pytest.mark.parametrize(("params", "wd", "error", "name"), [
+    (torch.ones(2, requires_grad=True), 0.1, TypeError, "params"),
+    ([1.0, 2.0], 0.1, TypeError, "params"),
+    ([torch.ones(2, requires_grad=True)], -0.1, ValueError, "weight_decay"),
+])
+def test_parameter_groups_bad_input(params, wd, error, name):
+    with pytest.raises(error, match=name):
+        parameter_groups(params, wd)

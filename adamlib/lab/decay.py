@@ -18,7 +18,8 @@ So the weights remember their past over the EMA's window :math:`\tau = 1/(\alpha
 (:func:`timescale`; Wang & Aitchison, 2024), the initialization fades as
 :math:`\prod_t (1-\alpha_t\lambda)` (:func:`retention`), and under noise-like updates each weight
 settles at an RMS of about :math:`\sqrt{\alpha/(2\lambda)}` (:func:`equilibrium_rms`).
-:func:`best_decay` reads the best decay of each learning rate off a learning-rate x decay grid.
+:func:`best_decay` reads the best decay of each learning rate off a learning-rate x decay grid,
+and :func:`parameter_groups` leaves biases and normalization gains undecayed, as most recipes do.
 
 Loshchilov & Hutter's Algorithm 2 writes the decay as :math:`\eta_t\lambda_{\text{paper}}`, the
 schedule multiplier :math:`\eta_t` times a decay that the peak rate :math:`\alpha` does not
@@ -42,7 +43,7 @@ from numpy.typing import ArrayLike
 
 from .. import hyperparams as hp
 
-__all__ = ["best_decay", "equilibrium_rms", "retention", "timescale", "torch_weight_decay"]
+__all__ = ["best_decay", "equilibrium_rms", "parameter_groups", "retention", "timescale", "torch_weight_decay"]
 
 
 def _check_positive(name: str, value: object) -> float:
@@ -274,3 +275,50 @@ def best_decay(losses: ArrayLike, decays: ArrayLike) -> np.ndarray:
             if a > 0:  # a proper minimum (a flat triple keeps the grid point)
                 out[r] = float(np.clip(-b / (2 * a), x[i - 1], x[i + 1]))
     return 10.0**out
+
+
+def parameter_groups(params, weight_decay: float) -> list[dict]:
+    r"""Two parameter groups: matrices decayed by ``weight_decay``, vectors and scalars not decayed.
+
+    The usual recipe (e.g. nanoGPT's, and the one most transformer codebases follow) decays the
+    weight matrices and leaves biases and normalization gains alone: those are vectors, and a
+    pull of a bias or of a LayerNorm gain towards 0 does not limit what the network can express
+    the way a smaller weight matrix does. The rule here is the same as nanoGPT's: a parameter
+    with two or more dimensions is decayed.
+
+    Parameters
+    ----------
+    params : iterable
+        Tensors, or ``(name, tensor)`` pairs as ``model.named_parameters()`` gives; those with
+        ``requires_grad=False`` are left out.
+    weight_decay : float
+        The decay of the matrices (>= 0).
+
+    Returns
+    -------
+    list of dict
+        ``[{"params": matrices, "weight_decay": weight_decay}, {"params": others, "weight_decay": 0.0}]``,
+        for any ``torch.optim`` optimizer or :class:`adamlib.torch.Adam` (empty groups are
+        dropped).
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.LayerNorm(3))
+    >>> [(len(g["params"]), g["weight_decay"]) for g in parameter_groups(net.parameters(), 0.1)]
+    [(1, 0.1), (3, 0.0)]
+    """
+    import torch
+
+    weight_decay = hp.check_weight_decay(weight_decay)
+    if isinstance(params, torch.Tensor):
+        raise TypeError("params must be an iterable of tensors (e.g. model.parameters()), got a single tensor")
+    decayed, kept = [], []
+    for item in params:
+        p = item[1] if isinstance(item, tuple) else item
+        if not isinstance(p, torch.Tensor):
+            raise TypeError(f"params must hold tensors or (name, tensor) pairs, got {type(p).__name__}")
+        if p.requires_grad:
+            (decayed if p.dim() >= 2 else kept).append(p)
+    groups = [{"params": decayed, "weight_decay": weight_decay}, {"params": kept, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
