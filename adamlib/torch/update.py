@@ -205,7 +205,7 @@ def _adam_update_16(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, s: Scalars
         p = rounded(p * number(s.decay))  # param.mul_(1 - lr * weight_decay)
         sign = s.sign
     # exp_avg.lerp_(grad, 1 - beta1), as torch's kernel: fma(w or w - 1, g - m, m or g)
-    m, w = exp_avg.to(f32), torch.as_tensor(number(1 - s.beta1), device=param.device)
+    m, w = exp_avg.to(f32), torch.as_tensor(number(1 - s.beta1), dtype=f32, device=param.device)
     far = w >= 0.5
     m = rounded(_fma(torch.where(far, w - 1, w), sign * g - m, torch.where(far, sign * g, m)))
     v = rounded(exp_avg_sq.to(f32) * number(s.beta2))  # exp_avg_sq.mul_(beta2)
@@ -290,7 +290,8 @@ class CompiledUpdate:
     def __init__(self, device: torch.device, dtype: torch.dtype, amsgrad: bool, plain: bool) -> None:
         self.amsgrad, self.plain = amsgrad, plain
         # 16 bits: keep the update's explicit roundings (Inductor elides them otherwise).
-        self._options = {**self.INDUCTOR_OPTIONS, "emulate_precision_casts": dtype in HALF_DTYPES}
+        half = {"emulate_precision_casts": True} if dtype in HALF_DTYPES else {}
+        self._options = {**self.INDUCTOR_OPTIONS, **half}
         n_lists = 5 if amsgrad else 4
         slots = self.SMALL + self.LARGE
         self._pads = [[torch.zeros(2, device=device, dtype=dtype) for _ in range(slots)] for _ in range(n_lists)]
