@@ -6,6 +6,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BOOK   := $(BIN)/jupyter-book build . -W -n --keep-going
+# No progress bars in executed notebooks (adamlib.lab.population shows one interactively).
+export ADAMLIB_PROGRESS=0
 
 .PHONY: book test test-lib test-notebooks test-book benchmark clean
 
