@@ -272,3 +272,11 @@ def test_boundary_and_widen_refuse_bad_input():
         widen(space, [], factor=0)
     with pytest.raises(KeyError, match="eps"):
         widen(space, [BoundaryReport("eps", 1.0, 0.0, 1.0, "high")])
+
+
+def test_boundary_check_counts_the_top_trials_not_only_the_best():
+    space = SearchSpace((Axis("x", 0.0, 1.0, "linear"),))
+    t = {"x": np.array([0.5, 0.95, 0.97, 0.99, 0.2, 0.3]), "val_loss": np.array([1.0, 1.1, 1.2, 1.3, 5, 6])}
+    r = boundary_check(t, space, top=4)[0]
+    assert (r.best_position, r.high_share, r.side) == (0.5, 0.75, "high")
+    assert boundary_check(t, space, top=1)[0].side is None

@@ -457,8 +457,8 @@ class BoundaryReport:
     low_share, high_share : float
         The share of the ``top`` best trials within ``edge`` of the low and of the high end.
     side : str or None
-        ``"low"`` or ``"high"`` when the best trial and at least half of the top trials sit at
-        that end: the space should widen there. ``None`` otherwise.
+        ``"low"`` or ``"high"`` when at least half of the top trials sit at that end: the space
+        should widen there. ``None`` otherwise.
     """
 
     name: str
@@ -480,8 +480,8 @@ def boundary_check(
     """For each axis, do the best trials sit at an edge of the search space?
 
     The ``top`` best trials (by ``metric``; non-finite values count as worst) are located on each
-    axis in unit coordinates. An axis is flagged at one end when the best trial lies within
-    ``edge`` of it and so do at least half of the ``top`` trials: the optimum may lie outside,
+    axis in unit coordinates. An axis is flagged at one end when at least half of the ``top``
+    trials lie within ``edge`` of it (and fewer at the other end): the optimum may lie outside,
     and the space should be widened on that side (:func:`widen`).
 
     Examples
@@ -507,7 +507,9 @@ def boundary_check(
             raise ValueError(f"columns {a.name!r} and {metric!r} differ in length: {len(u)} and {len(y)}")
         low, high = float(np.mean(u[order] <= edge)), float(np.mean(u[order] >= 1 - edge))
         best = float(u[order[0]])
-        side = "low" if best <= edge and low >= 0.5 else "high" if best >= 1 - edge and high >= 0.5 else None
+        side = None
+        if max(low, high) >= 0.5 and low != high:
+            side = "low" if low > high else "high"
         reports.append(BoundaryReport(a.name, best, low, high, side))
     return reports
 
