@@ -209,9 +209,10 @@ ALGOPERF_ADAM = SearchSpace(
     ),
     fixed={"decoupled": True},
 )
-"""The AlgoPerf-style Adam space (Dahl et al., 2023, their AdamW baseline, widened): learning rate
-1e-4 to 1e-2 (log), 1-β1 0.02 to 0.5 (log), 1-β2 1e-3 to 0.1 (log; AlgoPerf fixes β2 = 0.999,
-the end of this range), ε 1e-10 to 1e-3 (log), decoupled weight decay 5e-3 to 1 (log)."""
+"""The AlgoPerf-style Adam space, after the AdamW baseline of Dahl et al. (2023), widened.
+
+Learning rate 1e-4 to 1e-2, 1-β1 0.02 to 0.5, 1-β2 1e-3 to 0.1 (AlgoPerf fixes β2 = 0.999, the
+end of this range), ε 1e-10 to 1e-3 and decoupled weight decay 5e-3 to 1, each on a log scale."""
 
 
 def _unit_points(d: int, n: int, method: str, seed: int) -> np.ndarray:

@@ -120,7 +120,7 @@ def fit_least_squares(
 ) -> np.ndarray:
     """Full-batch training from ``w = 0``: ``steps`` calls of ``optimizer.step([gradient])``.
 
-    ``make_optimizer`` receives ``[w]`` and returns a NumPy optimizer of :mod:`adamlib`
+    ``make_optimizer`` receives ``[w]`` and returns one of adamlib's NumPy optimizers
     (:class:`adamlib.Adam`, :class:`adamlib.baselines.SGD`, ...), which updates ``w`` in place.
 
     Examples

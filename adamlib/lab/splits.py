@@ -23,7 +23,7 @@ __all__ = ["HeldOut", "hold_out_test"]
 
 @dataclass(frozen=True)
 class HeldOut:
-    """Held-out examples: standardized features and labels, as in a :class:`DigitsSplit`."""
+    """Held-out examples: standardized features and labels, as in a :class:`~adamlib.lab.tasks.DigitsSplit`."""
 
     X: torch.Tensor
     y: torch.Tensor
