@@ -10,11 +10,12 @@ experiments need (problems, tasks, sweeps, schedules, plots) lives apart, in
 """
 
 from . import testing
-from .adam import Adam, StepInternals, adam_step
+from .adam import Adam, AdamAtan2, StepInternals, adam_atan2_step, adam_step
 from .baselines import SGD, Adagrad, RMSprop
 from .hyperparams import check_hyperparameters
 
-__all__ = ["Adagrad", "Adam", "RMSprop", "SGD", "StepInternals", "adam_step", "check_hyperparameters"]
+__all__ = ["Adagrad", "Adam", "AdamAtan2", "RMSprop", "SGD", "StepInternals", "adam_atan2_step", "adam_step",
+           "check_hyperparameters"]
 #: The package's version, stated once: pyproject.toml reads it from here (setuptools'
 #: dynamic version), and ``importlib.metadata.version("adamlib")`` reports it once installed.
 __version__ = "0.2.0"

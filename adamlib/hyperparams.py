@@ -14,6 +14,10 @@ LR: float = 1e-3
 BETAS: tuple[float, float] = (0.9, 0.999)
 EPS: float = 1e-8
 WEIGHT_DECAY: float = 0.0
+#: Adam-atan2's constants :math:`a, b` in :math:`a \operatorname{atan2}(\hat m, b\sqrt{\hat v})`
+#: (Everett et al., 2024), as in the public PyTorch version ``lucidrains/adam-atan2-pytorch``.
+ATAN2_A: float = 1.27
+ATAN2_B: float = 1.0
 
 
 def _check_real(name: str, value: object, valid: str, ok) -> float:
@@ -44,9 +48,14 @@ def check_betas(betas: object) -> tuple[float, float]:
     return check_beta("betas[0] (beta1)", beta1), check_beta("betas[1] (beta2)", beta2)
 
 
-def check_eps(eps: object) -> float:
-    """Return ``eps`` as a float; raise ``ValueError`` unless ``0 <= eps < inf``."""
-    return _check_real("eps", eps, "a finite number >= 0", lambda x: 0.0 <= x < math.inf)
+def check_eps(eps: object, name: str = "eps") -> float:
+    """Return ``eps`` as a float; raise ``ValueError`` (naming it ``name``) unless ``0 <= eps < inf``."""
+    return _check_real(name, eps, "a finite number >= 0", lambda x: 0.0 <= x < math.inf)
+
+
+def check_atan2_scale(name: str, value: object) -> float:
+    """Return Adam-atan2's ``a`` or ``b`` as a float; raise ``ValueError`` unless ``0 < value < inf``."""
+    return _check_real(name, value, "a finite number > 0", lambda x: 0.0 < x < math.inf)
 
 
 def check_weight_decay(weight_decay: object) -> float:

@@ -6,6 +6,8 @@ learning-rate range test (:mod:`~adamlib.lab.lr_finder`), schedules
 (:mod:`~adamlib.lab.schedules`), the population trainer that runs many digits runs at once
 (:mod:`~adamlib.lab.population`) and plots (:mod:`~adamlib.lab.plotting`).
 
+Weight decay as a timescale, its conventions and what to decay: :mod:`~adamlib.lab.decay`.
+
 The lab depends on the core (:mod:`adamlib`, :mod:`adamlib.torch`); the core never imports the
 lab. Import its modules by name (``from adamlib.lab import sweeps``): some need PyTorch,
 scikit-learn or matplotlib, which ``import adamlib`` does not.
