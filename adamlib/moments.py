@@ -34,7 +34,7 @@ and Why Gradient Accumulation Is Wasteful. arXiv:2507.07101.
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -54,14 +54,6 @@ __all__ = [
     "step_bound",
     "uncorrected_step",
 ]
-
-
-def _check_count(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_steps(t: ArrayLike) -> np.ndarray:
@@ -94,7 +86,7 @@ def ema_weights(beta: float, n: int) -> np.ndarray:
     array([0.5  , 0.25 , 0.125])
     """
     beta = hp.check_beta("beta", beta)
-    n = _check_count("n", n, 0)
+    n = hp.check_int("n", n, 0)
     return (1 - beta) * beta ** np.arange(n, dtype=float)
 
 
@@ -382,7 +374,7 @@ def step_bound(beta1: float, beta2: float, t: int | None = None, *, bias_correct
     beta1 = hp.check_beta("beta1", beta1)
     beta2 = hp.check_beta("beta2", beta2)
     if t is not None:
-        t = _check_count("t", t, 1)
+        t = hp.check_int("t", t, 1)
     if beta1 == 0.0 or t == 1:  # m_t is a multiple of g_t alone (0**0 = 1)
         total = 1.0
     elif beta2 == 0.0:
