@@ -48,6 +48,7 @@ test-book: $(STAMP)
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/numpy_step.py
 	$(BIN)/python benchmarks/torch_step.py
+	$(BIN)/python benchmarks/population.py
 
 clean:
 	rm -rf _build $(VENV)

@@ -49,9 +49,7 @@ Modification On Update Rules. NeurIPS.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from numbers import Integral, Real
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -231,23 +229,6 @@ RULES: dict[str, Rule] = {
 
 
 # -- the problems -----------------------------------------------------------------------
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_real(name: str, value: object, valid: str, ok: Callable[[float], bool]) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number ({valid}), got {value!r}")
-    value = float(value)
-    if not math.isfinite(value) or not ok(value):
-        raise ValueError(f"{name} must be {valid}, got {value!r}")
-    return value
-
-
 def periodic(steps: int, *, large: float = 1010.0, small: float = -10.0,
              period: int = 101) -> np.ndarray:
     r"""Coefficients :math:`c_t = ` ``large`` when :math:`t \bmod` ``period`` :math:`= 1`,
@@ -258,10 +239,10 @@ def periodic(steps: int, *, large: float = 1010.0, small: float = -10.0,
     >>> periodic(5, large=3.0, small=-1.0, period=3)
     array([ 3., -1., -1.,  3., -1.])
     """
-    steps = _check_int("steps", steps, 0)
-    period = _check_int("period", period, 2)
-    large = _check_real("large", large, "finite", lambda x: True)
-    small = _check_real("small", small, "finite", lambda x: True)
+    steps = hp.check_int("steps", steps, 0)
+    period = hp.check_int("period", period, 2)
+    large = hp.check_real("large", large, "finite", lambda x: True)
+    small = hp.check_real("small", small, "finite", lambda x: True)
     t = np.arange(1, steps + 1)
     return np.where(t % period == 1 % period, large, small)
 
@@ -273,7 +254,7 @@ def reddi_online(steps: int, C: ArrayLike = 3.0) -> np.ndarray:
     ``C`` may be an array (each > 2, where :math:`x = -1` is the minimum of the summed
     loss); the result then has shape ``(steps, *C.shape)``, one column per value.
     """
-    steps = _check_int("steps", steps, 0)
+    steps = hp.check_int("steps", steps, 0)
     C = np.asarray(C, dtype=float)
     if not np.all(np.isfinite(C)) or not np.all(C > 2):
         raise ValueError(f"C must be finite and > 2 (each value), got {C!r}")
@@ -295,11 +276,11 @@ def bernoulli(steps: int, *, large: float = 1010.0, small: float = -10.0, p: flo
     seed : int
         Seeds ``numpy.random.default_rng``.
     """
-    steps = _check_int("steps", steps, 0)
-    p = _check_real("p", p, "in [0, 1]", lambda x: 0.0 <= x <= 1.0)
-    large = _check_real("large", large, "finite", lambda x: True)
-    small = _check_real("small", small, "finite", lambda x: True)
-    shape = (steps,) if configs is None else (steps, _check_int("configs", configs, 1))
+    steps = hp.check_int("steps", steps, 0)
+    p = hp.check_real("p", p, "in [0, 1]", lambda x: 0.0 <= x <= 1.0)
+    large = hp.check_real("large", large, "finite", lambda x: True)
+    small = hp.check_real("small", small, "finite", lambda x: True)
+    shape = (steps,) if configs is None else (steps, hp.check_int("configs", configs, 1))
     hit = np.random.default_rng(seed).random(shape) < p
     return np.where(hit, large, small)
 
@@ -391,7 +372,7 @@ def run(coeffs: ArrayLike, rule: str, *, lr: ArrayLike = 0.5, beta1: ArrayLike =
     for name, b in (("beta1", beta1), ("beta2", beta2)):
         if not np.all((b >= 0) & (b < 1)):
             raise ValueError(f"{name} must be in [0, 1), got {b!r}")
-    eps = _check_real("eps", eps, "finite and >= 0", lambda x: x >= 0)
+    eps = hp.check_real("eps", eps, "finite and >= 0", lambda x: x >= 0)
     if bounds is not None:
         lo, hi = (float(b) for b in bounds)
         if not lo < hi:
