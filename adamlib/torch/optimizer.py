@@ -202,8 +202,9 @@ class Adam(torch.optim.Optimizer):
             device (possible by replacing ``p.grad.data`` or setting ``p.grad_dtype``); if
             a moment in the state does not (a state dict of another model); if a
             ``DTensor`` parameter's gradient or moment is not a ``DTensor`` on its device
-            mesh, or a plain parameter's is one; if a complex parameter or moment is a
-            conjugate view. Raised before any parameter or state changes.
+            mesh, or a plain parameter's is one; if a parameter is float8, expanded (two
+            elements at one address), or a complex conjugate view. Raised before any
+            parameter or state changes.
         """
         loss = None
         if closure is not None:
@@ -330,13 +331,16 @@ class Adam(torch.optim.Optimizer):
 
 
 MOMENTS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.complex32, torch.complex64, torch.complex128)
 
 
 def _check(params: list[Tensor], state: dict) -> None:
     """Raise ``RuntimeError`` if a gradient or a moment is not one the update can take.
 
-    Each gradient must be dense and have its parameter's shape, dtype and device, and so
-    must each moment already in ``state`` (a checkpoint of another model would not); a
+    A parameter must be dense, of a dtype torch computes in (not float8), with no two
+    elements at one address (an expanded tensor). Each gradient must be dense and have its
+    parameter's shape, dtype and device, and so must each moment already in ``state`` (a
+    checkpoint of another model would not); a
     ``DTensor`` parameter's must be ``DTensor`` on its device mesh (its moments with its
     placements too), a plain parameter's must be plain; a complex parameter and its
     moments must not be conjugate views (``torch.view_as_real`` refuses those).
@@ -353,6 +357,16 @@ def _check(params: list[Tensor], state: dict) -> None:
             raise RuntimeError(
                 f"a parameter's gradient must have its shape, dtype and device: the parameter has "
                 f"{tuple(p.shape)}, {p.dtype}, {p.device} and its gradient {tuple(g.shape)}, {g.dtype}, {g.device}"
+            )
+        if p.dtype not in DTYPES:
+            raise RuntimeError(
+                f"adamlib.torch.Adam updates parameters of dtype {', '.join(map(str, DTYPES))}; "
+                f"got {p.dtype}, which torch's arithmetic does not support either"
+            )
+        if any(stride == 0 and n > 1 for n, stride in zip(p.shape, p.stride())):
+            raise RuntimeError(
+                f"a parameter of shape {tuple(p.shape)} has elements that share memory (stride "
+                f"{p.stride()}: an expanded tensor?), so it cannot be updated in place; clone() it"
             )
         moments = state.get(p) or {}
         for key in MOMENTS:
