@@ -271,8 +271,8 @@ class Adam(torch.optim.Optimizer):
         computed from each ``state["step"]`` tensor (:meth:`Scalars.of`); Inductor then
         fuses it, so ``impl`` has no say here.
         """
-        for group in self.param_groups:
-            _check([p for p in group["params"] if p.grad is not None], self.state)
+        for group in self.param_groups:  # traced: only what the state does not change
+            _check_gradients([p for p in group["params"] if p.grad is not None])
         for group in self.param_groups:
             params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps = [], [], [], [], [], []
             self._init_group(group, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps)
@@ -288,7 +288,13 @@ class Adam(torch.optim.Optimizer):
     def _init_group(self, group, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps) -> bool:
         """Fill the lists with a group's parameters that have a gradient, their gradients and
         state (created on the first step), as ``torch.optim.Adam._init_group`` does; return
-        whether a parameter is complex."""
+        whether a parameter is complex.
+
+        Under ``torch.compile`` dynamo runs it as Python while tracing, so it also checks
+        the moments already there (:func:`_check_moments`): traced, that check would take
+        another path on a second look, once this method had created the state.
+        """
+        _check_moments([p for p in group["params"] if p.grad is not None], self.state)
         has_complex = False
         for p in group["params"]:
             if p.grad is None:
@@ -335,15 +341,19 @@ DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.com
 
 
 def _check(params: list[Tensor], state: dict) -> None:
-    """Raise ``RuntimeError`` if a gradient or a moment is not one the update can take.
+    """Raise ``RuntimeError`` if a parameter, its gradient or a moment is not one the update can take."""
+    _check_gradients(params)
+    _check_moments(params, state)
+
+
+def _check_gradients(params: list[Tensor]) -> None:
+    """Raise ``RuntimeError`` unless each parameter and its gradient can be updated.
 
     A parameter must be dense, of a dtype torch computes in (not float8), with no two
-    elements at one address (an expanded tensor). Each gradient must be dense and have its
-    parameter's shape, dtype and device, and so must each moment already in ``state`` (a
-    checkpoint of another model would not); a
-    ``DTensor`` parameter's must be ``DTensor`` on its device mesh (its moments with its
-    placements too), a plain parameter's must be plain; a complex parameter and its
-    moments must not be conjugate views (``torch.view_as_real`` refuses those).
+    elements at one address (an expanded tensor), and not a complex conjugate view
+    (``torch.view_as_real`` refuses those). Its gradient must be dense and have its shape,
+    dtype and device; a ``DTensor`` parameter's must be a ``DTensor`` on its device mesh,
+    a plain parameter's must not be one.
     """
     dtensor = _dtensor_type()
     for p in params:
@@ -368,43 +378,55 @@ def _check(params: list[Tensor], state: dict) -> None:
                 f"a parameter of shape {tuple(p.shape)} has elements that share memory (stride "
                 f"{p.stride()}: an expanded tensor?), so it cannot be updated in place; clone() it"
             )
-        moments = state.get(p) or {}
+        if p.is_complex() and p.is_conj():
+            raise RuntimeError(_CONJUGATE)
+        if dtensor is not None and isinstance(p, dtensor) != isinstance(g, dtensor):
+            raise RuntimeError(_dtensor_error(p, "its gradient", g, dtensor))
+        if dtensor is not None and isinstance(p, dtensor) and g.device_mesh != p.device_mesh:
+            raise RuntimeError(_dtensor_error(p, "its gradient", g, dtensor))
+
+
+def _check_moments(params: list[Tensor], state: dict) -> None:
+    """Raise ``RuntimeError`` unless each moment already in ``state`` is like its parameter.
+
+    Each must have the parameter's shape, dtype and device (a state dict of another model
+    would not), not be a conjugate view, and be a ``DTensor`` placed as its parameter if
+    that is one, a plain tensor otherwise.
+    """
+    dtensor = _dtensor_type()
+    for p in params:
+        moments = state.get(p)
+        if not moments:
+            continue
         for key in MOMENTS:
             t = moments.get(key)
-            if t is not None and (not isinstance(t, Tensor) or t.shape != p.shape or t.dtype != p.dtype or t.device != p.device):
+            if t is None:
+                continue
+            if not isinstance(t, Tensor) or t.shape != p.shape or t.dtype != p.dtype or t.device != p.device:
                 have = f"{tuple(t.shape)}, {t.dtype}, {t.device}" if isinstance(t, Tensor) else type(t).__name__
                 raise RuntimeError(
                     f"a parameter's optimizer state must have its shape, dtype and device (was a state dict "
                     f"of another model loaded?): the parameter has {tuple(p.shape)}, {p.dtype}, {p.device} "
                     f"and state[{key!r}] {have}"
                 )
-        if dtensor is not None:
-            _check_dtensors(p, g, moments, dtensor)
-        if p.is_complex() and (p.is_conj() or any(moments[k].is_conj() for k in MOMENTS if k in moments)):
-            raise RuntimeError(
-                "a complex parameter (or its state) is a conjugate view, which cannot be updated in place "
-                "as pairs of reals (torch.view_as_real); resolve it first: p.data = p.data.resolve_conj()"
-            )
+            if t.is_complex() and t.is_conj():
+                raise RuntimeError(_CONJUGATE)
+            if dtensor is not None and (isinstance(p, dtensor) != isinstance(t, dtensor) or isinstance(p, dtensor) and (
+                    t.device_mesh != p.device_mesh or t.placements != p.placements)):
+                raise RuntimeError(_dtensor_error(p, f"state[{key!r}]", t, dtensor))
 
 
-def _check_dtensors(p: Tensor, g: Tensor, moments: dict, dtensor: type) -> None:
-    """:func:`_check`'s part for ``DTensor``: all or none, on one mesh, moments as placed as ``p``."""
-    if isinstance(p, dtensor):
-        bad = [("its gradient", g)] if not (isinstance(g, dtensor) and g.device_mesh == p.device_mesh) else []
-        bad += [(f"state[{k!r}]", t) for k, t in moments.items() if k in MOMENTS and not (
-            isinstance(t, dtensor) and t.device_mesh == p.device_mesh and t.placements == p.placements)]
-        if bad:
-            what, t = bad[0]
-            have = f"a DTensor placed {t.placements} on {t.device_mesh}" if isinstance(t, dtensor) else type(t).__name__
-            raise RuntimeError(
-                f"a DTensor parameter (placed {p.placements} on {p.device_mesh}) needs DTensor gradients and "
-                f"moments on its device mesh, the moments with its placements: {what} is {have}"
-            )
-    elif isinstance(g, dtensor) or any(isinstance(moments[k], dtensor) for k in MOMENTS if k in moments):
-        raise RuntimeError(
-            "a plain tensor parameter needs plain tensor gradients and moments, not DTensors "
-            "(distribute the parameter too, e.g. with torch.distributed.fsdp.fully_shard)"
-        )
+_CONJUGATE = ("a complex parameter (or its state) is a conjugate view, which cannot be updated in place as "
+              "pairs of reals (torch.view_as_real); resolve it first: p.data = p.data.resolve_conj()")
+
+
+def _dtensor_error(p: Tensor, what: str, t: Tensor, dtensor: type) -> str:
+    if not isinstance(p, dtensor):
+        return ("a plain tensor parameter needs plain tensor gradients and moments, not DTensors "
+                f"({what} is one; distribute the parameter too, e.g. with torch.distributed.fsdp.fully_shard)")
+    have = f"a DTensor placed {t.placements} on {t.device_mesh}" if isinstance(t, dtensor) else type(t).__name__
+    return (f"a DTensor parameter (placed {p.placements} on {p.device_mesh}) needs DTensor gradients and "
+            f"moments on its device mesh, the moments with its placements: {what} is {have}")
 
 
 def _dtensor_type() -> type | None:
