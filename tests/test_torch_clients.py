@@ -10,6 +10,8 @@ checkpoints loaded across the two classes in test_torch_api.py.
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch._dynamo
@@ -20,6 +22,8 @@ from adamlib.torch import Adam
 from test_torch_oracle import assert_same_run, mlp, two_groups
 
 IMPLS = ["eager", "compiled"]
+# torch.compile imports torch code that warns of itself
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
 
 
 def twins(impl, dtype=torch.float64, lr=0.01, **options):
@@ -150,21 +154,31 @@ def test_a_schedule_recompiles_no_more_than_torchs_optimizer(dynamo, compiled, s
     assert_same_run(ours, oracle, 1e-10)
 
 
-def test_compiled_step_is_one_graph_and_refuses_bad_gradients_before_changing_anything(dynamo):
+def test_compiled_step_is_one_graph_and_refuses_bad_input_before_changing_anything(dynamo):
     """With ``fullgraph=True`` (torch's own optimizer breaks its graph on purpose); a
-    sparse gradient still raises before any parameter changes."""
+    sparse gradient, or the state of another model, still raises before anything changes."""
     model = mlp(torch.float64)
     opt = Adam(model.parameters(), lr=0.01)
     step = torch.compile(opt.step, backend=CountingBackend(inductor=False), fullgraph=True)
     for batch in batches(2):
         backward(model, opt, batch)
         step()
-    before = [p.detach().clone() for p in model.parameters()]
-    model[2].bias.grad = model[2].bias.grad.to_sparse()
+    before = [p.detach().clone() for p in model.parameters()], copy.deepcopy(opt.state_dict())
+    dense = model[2].bias.grad
+    model[2].bias.grad = dense.to_sparse()
     with pytest.raises(RuntimeError, match="sparse"):
         step()
-    assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before))
-    assert all(float(s["step"]) == 2 for s in opt.state.values())
+    model[2].bias.grad = dense
+    other = torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.Tanh(), torch.nn.Linear(4, 8)).double()
+    donor = Adam(other.parameters())
+    backward(other, donor, (torch.randn(16, 6, dtype=torch.float64), torch.randn(16, 8, dtype=torch.float64)))
+    donor.step()
+    opt.load_state_dict(donor.state_dict())  # torch's load_state_dict does not look at shapes
+    broken = copy.deepcopy(opt.state_dict())
+    with pytest.raises(RuntimeError, match="optimizer state must have its shape"):
+        step()
+    assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before[0]))
+    torch.testing.assert_close(opt.state_dict(), broken, rtol=0, atol=0)
 
 
 # -- schedulers, clipping, mixed precision, hooks, averaging ----------------------------------------

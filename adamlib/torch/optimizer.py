@@ -269,13 +269,24 @@ class Adam(torch.optim.Optimizer):
         Dynamo runs :meth:`_init_group` as Python (as it does for torch's optimizers: by
         its name) and traces the rest, parameter by parameter, with the update's numbers
         computed from each ``state["step"]`` tensor (:meth:`Scalars.of`); Inductor then
-        fuses it, so ``impl`` has no say here.
+        fuses it, so ``impl`` has no say here. The checks are traced too (their errors
+        are raised while tracing, before the graph runs); the moments' once every state
+        exists, from the lists, so that a second look at the code (dynamo may restart its
+        analysis) takes the same path.
         """
-        for group in self.param_groups:  # traced: only what the state does not change
-            _check_gradients([p for p in group["params"] if p.grad is not None])
-        for group in self.param_groups:
-            params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps = [], [], [], [], [], []
-            self._init_group(group, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps)
+        groups = [(group, [p for p in group["params"] if p.grad is not None]) for group in self.param_groups]
+        for _, params in groups:
+            _check_gradients(params)
+        lists = []
+        for group, _ in groups:
+            lists.append(([], [], [], [], [], []))  # params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps
+            self._init_group(group, *lists[-1])
+        dtensor = _dtensor_type()
+        for params, _, *moments, _ in lists:  # read from the lists: dynamo knows them as tensors
+            for key, ts in zip(MOMENTS, moments):
+                for p, t in zip(params, ts):
+                    _check_moment(p, key, t, dtensor)
+        for (group, _), (params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps) in zip(groups, lists):
             plain = group["weight_decay"] == 0 and not group["maximize"]
             for i, p in enumerate(params):
                 steps[i].add_(1)  # one by one: a parameter listed twice is updated twice, as in torch
@@ -288,13 +299,7 @@ class Adam(torch.optim.Optimizer):
     def _init_group(self, group, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps) -> bool:
         """Fill the lists with a group's parameters that have a gradient, their gradients and
         state (created on the first step), as ``torch.optim.Adam._init_group`` does; return
-        whether a parameter is complex.
-
-        Under ``torch.compile`` dynamo runs it as Python while tracing, so it also checks
-        the moments already there (:func:`_check_moments`): traced, that check would take
-        another path on a second look, once this method had created the state.
-        """
-        _check_moments([p for p in group["params"] if p.grad is not None], self.state)
+        whether a parameter is complex."""
         has_complex = False
         for p in group["params"]:
             if p.grad is None:
@@ -387,33 +392,33 @@ def _check_gradients(params: list[Tensor]) -> None:
 
 
 def _check_moments(params: list[Tensor], state: dict) -> None:
-    """Raise ``RuntimeError`` unless each moment already in ``state`` is like its parameter.
-
-    Each must have the parameter's shape, dtype and device (a state dict of another model
-    would not), not be a conjugate view, and be a ``DTensor`` placed as its parameter if
-    that is one, a plain tensor otherwise.
-    """
+    """Raise ``RuntimeError`` unless each moment already in ``state`` is like its parameter
+    (:func:`_check_moment`)."""
     dtensor = _dtensor_type()
     for p in params:
         moments = state.get(p)
-        if not moments:
-            continue
-        for key in MOMENTS:
-            t = moments.get(key)
-            if t is None:
-                continue
-            if not isinstance(t, Tensor) or t.shape != p.shape or t.dtype != p.dtype or t.device != p.device:
-                have = f"{tuple(t.shape)}, {t.dtype}, {t.device}" if isinstance(t, Tensor) else type(t).__name__
-                raise RuntimeError(
-                    f"a parameter's optimizer state must have its shape, dtype and device (was a state dict "
-                    f"of another model loaded?): the parameter has {tuple(p.shape)}, {p.dtype}, {p.device} "
-                    f"and state[{key!r}] {have}"
-                )
-            if t.is_complex() and t.is_conj():
-                raise RuntimeError(_CONJUGATE)
-            if dtensor is not None and (isinstance(p, dtensor) != isinstance(t, dtensor) or isinstance(p, dtensor) and (
-                    t.device_mesh != p.device_mesh or t.placements != p.placements)):
-                raise RuntimeError(_dtensor_error(p, f"state[{key!r}]", t, dtensor))
+        if moments:
+            for key in MOMENTS:
+                if key in moments:
+                    _check_moment(p, key, moments[key], dtensor)
+
+
+def _check_moment(p: Tensor, key: str, t: Tensor, dtensor: type | None) -> None:
+    """Raise ``RuntimeError`` unless ``state[key]`` of ``p`` is like it: its shape, dtype and
+    device (a state dict of another model would not have them), not a conjugate view, and a
+    ``DTensor`` placed as ``p`` if that is one, a plain tensor otherwise."""
+    if not isinstance(t, Tensor) or t.shape != p.shape or t.dtype != p.dtype or t.device != p.device:
+        have = f"{tuple(t.shape)}, {t.dtype}, {t.device}" if isinstance(t, Tensor) else type(t).__name__
+        raise RuntimeError(
+            f"a parameter's optimizer state must have its shape, dtype and device (was a state dict "
+            f"of another model loaded?): the parameter has {tuple(p.shape)}, {p.dtype}, {p.device} "
+            f"and state[{key!r}] {have}"
+        )
+    if t.is_complex() and t.is_conj():
+        raise RuntimeError(_CONJUGATE)
+    if dtensor is not None and (isinstance(p, dtensor) != isinstance(t, dtensor) or isinstance(p, dtensor) and (
+            t.device_mesh != p.device_mesh or t.placements != p.placements)):
+        raise RuntimeError(_dtensor_error(p, f"state[{key!r}]", t, dtensor))
 
 
 _CONJUGATE = ("a complex parameter (or its state) is a conjugate view, which cannot be updated in place as "
