@@ -87,8 +87,9 @@ class Adam(torch.optim.Optimizer):
         ``maximize`` the update compiled is three operations per element shorter).
         ``"eager"``: the same update op by op, slower, allocating temporaries.
         ``"auto"``: compiled for a device and dtype with at least
-        :data:`AUTO_COMPILE_MIN_NUMEL` parameter elements when compilation works (else
-        eager, with a warning), eager below that.
+        :data:`AUTO_COMPILE_MIN_NUMEL` parameter elements in this process (a ``DTensor``
+        counts its local shard) when compilation works (else eager, with a warning),
+        eager below that.
 
     Raises
     ------
@@ -107,6 +108,16 @@ class Adam(torch.optim.Optimizer):
     raise ``RuntimeError`` before anything changes, complex parameters are updated as real
     pairs as torch does. ``state_dict()`` has ``torch.optim.Adam``'s format, so a checkpoint
     of either loads into the other (torch ignores ``bias_correction``).
+
+    Where it runs: ``DTensor`` parameters (FSDP2's ``fully_shard``, tensor parallelism)
+    are updated through their local shards, as torch's fused update does; the compiled
+    kernel takes only plain, dense, non-overlapping tensors (torch's rule for its foreach
+    and fused kernels), and anything else (tensor subclasses, strided or ``channels_last``
+    views, tensors whose memory overlaps, ``meta`` tensors) is updated op by op, by the
+    tensor's own operations, as torch's for-loop does. What neither can update (float8,
+    expanded or conjugate-view parameters, moments unlike their parameter) raises
+    ``RuntimeError`` before anything changes. Under ``torch.compile`` the step is traced
+    like torch's (see :meth:`step`).
 
     Examples
     --------

@@ -193,6 +193,10 @@ class CompiledUpdate:
     threads. Slots left over are filled with two-element dummies (sizes 0 and 1 would be
     specialized).
 
+    The kernel reads and writes memory directly, so only tensors for which that means
+    what torch's operations mean go to it (:func:`_raw`: plain ``torch.Tensor``, dense,
+    not overlapping one another); the others are updated op by op, in order.
+
     Compilation happens once, in the constructor, on dummy tensors (if it fails, no
     parameter has changed). Steps then call the graph Inductor compiled directly, with the
     chunk's tensors and sizes as arguments: ``torch.compile``'s own entry point would
