@@ -389,7 +389,7 @@ def _check_gradients(params: list[Tensor]) -> None:
                 f"adamlib.torch.Adam updates parameters of dtype {', '.join(map(str, DTYPES))}; "
                 f"got {p.dtype}, which torch's arithmetic does not support either"
             )
-        if any(stride == 0 and n > 1 for n, stride in zip(p.shape, p.stride())):
+        if 0 in p.stride() and any(stride == 0 and n > 1 for n, stride in zip(p.shape, p.stride())):
             raise RuntimeError(
                 f"a parameter of shape {tuple(p.shape)} has elements that share memory (stride "
                 f"{p.stride()}: an expanded tensor?), so it cannot be updated in place; clone() it"
