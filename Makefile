@@ -1,4 +1,5 @@
-# Two commands: `make book` builds the book, `make test` runs every test.
+# Two commands: `make book` builds the book, `make test` runs every test
+# (`make book-fresh` rebuilds the book re-executing every notebook).
 # Both create .venv from requirements.txt first, and again whenever it is stale.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -6,8 +7,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BOOK   := $(BIN)/jupyter-book build . -W -n --keep-going
+# No progress bars in executed notebooks (adamlib.lab.population shows one interactively).
+export ADAMLIB_PROGRESS=0
 
-.PHONY: book test test-lib test-notebooks test-book benchmark clean
+.PHONY: book book-fresh test test-lib test-notebooks test-book benchmark clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,9 +18,18 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# `book` renders the outputs stored in the notebooks (execute_notebooks: 'off' in
+# _config.yml); `book-fresh` re-executes every chapter first, as a fresh clone would.
 book: $(STAMP)
 	$(BOOK)
 	@echo "Book built: _build/html/index.html"
+
+book-fresh: $(STAMP)
+	rm -rf _build
+	mkdir -p _build
+	sed "s/execute_notebooks: 'off'/execute_notebooks: force/" _config.yml > _build/_config_fresh.yml
+	$(BOOK) --config _build/_config_fresh.yml
+	@echo "Book built with every notebook re-executed: _build/html/index.html"
 
 test: test-lib test-notebooks test-book
 
@@ -27,6 +39,8 @@ test-lib: $(STAMP)
 test-notebooks: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile --nbval book
 
+# strict nbval has re-executed every notebook and compared its outputs; the build
+# renders those stored outputs and checks the pages (references, roles, glue).
 test-book: $(STAMP)
 	rm -rf _build/html
 	$(BOOK)
@@ -34,6 +48,7 @@ test-book: $(STAMP)
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/numpy_step.py
 	$(BIN)/python benchmarks/torch_step.py
+	$(BIN)/python benchmarks/population.py
 
 clean:
 	rm -rf _build $(VENV)

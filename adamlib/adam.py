@@ -21,6 +21,7 @@ References
 ----------
 Kingma, D. P. & Ba, J. (2015). Adam: A Method for Stochastic Optimization. ICLR.
 Reddi, S. J., Kale, S. & Kumar, S. (2018). On the Convergence of Adam and Beyond. ICLR.
+Everett, K. et al. (2024). Scaling Exponents Across Parameterizations and Optimizers. ICML.
 Loshchilov, I. & Hutter, F. (2019). Decoupled Weight Decay Regularization. ICLR.
 """
 
@@ -98,6 +99,68 @@ def adam_step(
     m_hat = m / (1 - beta1**t)  # bias-corrected first moment estimate
     v_hat = v / (1 - beta2**t)  # bias-corrected second raw moment estimate
     param = param - lr * m_hat / (np.sqrt(v_hat) + eps)  # update parameters
+    return param, m, v
+
+
+def adam_atan2_step(
+    param: np.ndarray,
+    grad: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    t: int,
+    *,
+    lr: float = hp.LR,
+    beta1: float = hp.BETAS[0],
+    beta2: float = hp.BETAS[1],
+    a: float = hp.ATAN2_A,
+    b: float = hp.ATAN2_B,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""One step of Adam-atan2 (Everett et al., 2024): Adam without :math:`\epsilon`.
+
+    The moments are Adam's (:func:`adam_step`); only the last line changes,
+
+    .. math::
+
+       \theta_t = \theta_{t-1} - \alpha\, a \operatorname{atan2}\big(\hat m_t,\ b\sqrt{\hat v_t}\big).
+
+    Since :math:`\operatorname{atan2}(x, y) = \arctan(x/y)` for :math:`y > 0`, the step is a
+    bounded function of :math:`\hat m_t / \sqrt{\hat v_t}` alone: multiplying every gradient by
+    :math:`c > 0` multiplies :math:`\hat m_t` and :math:`\sqrt{\hat v_t}` by :math:`c` and
+    leaves the step unchanged, however small :math:`c` is (Adam's :math:`\epsilon` breaks this
+    once :math:`\sqrt{\hat v_t}` approaches it). Each coordinate moves by at most
+    :math:`\alpha a \pi / 2`; a zero gradient history gives :math:`\operatorname{atan2}(0, 0) = 0`,
+    no NaN. As :math:`a = b \to \infty`, :math:`a \operatorname{atan2}(x, b y) \to x / y`: Adam
+    with :math:`\epsilon = 0`.
+
+    Parameters
+    ----------
+    param, grad, m, v, t, lr, beta1, beta2
+        As in :func:`adam_step`.
+    a, b : float, default 1.27 and 1
+        The output and input scales of the arctangent (``adamlib.hyperparams.ATAN2_A`` and
+        ``ATAN2_B``); both must be positive.
+
+    Returns
+    -------
+    (param, m, v) : tuple of ndarray
+        :math:`\theta_t`, :math:`m_t`, :math:`v_t`, as new arrays: the inputs are never mutated.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> theta, m, v = np.array([1.0]), np.zeros(1), np.zeros(1)
+    >>> theta, m, v = adam_atan2_step(theta, np.array([0.5]), m, v, t=1, lr=0.1, a=1.0)
+    >>> theta.round(6)  # the first step is lr * a * atan2(g, |g|) = lr * a * pi / 4
+    array([0.92146])
+    """
+    if t < 1:
+        raise ValueError(f"t counts steps from 1, got t={t}")
+    a, b = hp.check_atan2_scale("a", a), hp.check_atan2_scale("b", b)
+    m = beta1 * m + (1 - beta1) * grad
+    v = beta2 * v + (1 - beta2) * grad**2
+    m_hat = m / (1 - beta1**t)
+    v_hat = v / (1 - beta2**t)
+    param = param - lr * a * np.arctan2(m_hat, b * np.sqrt(v_hat))
     return param, m, v
 
 
@@ -253,8 +316,13 @@ class Adam(Optimizer):
         v += np.multiply(np.multiply(g, g, out=b), 1 - beta2, out=b)
         if self.amsgrad:
             v = np.maximum(self.max_exp_avg_sq[i], v, out=self.max_exp_avg_sq[i])
+        self._descend(p, m, v, bc1, bc2, a, b)
+
+    def _descend(self, p, m, v, bc1: float, bc2: float, a: np.ndarray, b: np.ndarray) -> None:
+        r""":math:`\theta \leftarrow \theta - \alpha\, \hat m / (\sqrt{\hat v} + \epsilon)` in place
+        (``v`` is the AMSGrad maximum when there is one; ``a``, ``b`` are scratch buffers)."""
         denom = self._denominator(v, bc2, out=b)
-        p += np.multiply(np.divide(m, denom, out=b), -lr / bc1, out=b)
+        p += np.multiply(np.divide(m, denom, out=b), -self.lr / bc1, out=b)
 
     def _denominator(self, v: np.ndarray, bc2: float, out: np.ndarray | None = None):
         r""":math:`\sqrt{v}/\sqrt{1-\beta_2^t} + \epsilon`, computed as torch computes it."""
@@ -392,6 +460,98 @@ class Adam(Optimizer):
         self.load_state_dict(state)  # validates everything else, then changes the state
         for p, saved in zip(self.params, params):
             p[...] = saved
+
+
+class AdamAtan2(Adam):
+    r"""Adam-atan2 (Everett et al., 2024): :class:`Adam` with :math:`\epsilon` replaced by an
+    arctangent.
+
+    Every option of :class:`Adam` works as there (weight decay, AMSGrad, maximize, bias
+    correction, state files); only the last line of the step changes:
+
+    .. math::
+
+       \theta \leftarrow \theta - \alpha\, a \operatorname{atan2}\!\Big(\frac{m}{1-\beta_1^t},\;
+       b \frac{\sqrt{v}}{\sqrt{1-\beta_2^t}}\Big),
+
+    which is invariant to the scale of the loss and never divides by zero
+    (:func:`adam_step`'s twin is :func:`adam_atan2_step`).
+
+    Parameters
+    ----------
+    params, lr, betas, weight_decay, amsgrad, maximize, decoupled_weight_decay, bias_correction
+        As in :class:`Adam` (there is no ``eps``).
+    a, b : float, default 1.27 and 1
+        The output and input scales of the arctangent, both positive.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> w = np.array([1.0, -2.0])
+    >>> opt = AdamAtan2([w], lr=0.1, a=1.0)
+    >>> opt.step([2e-30 * w])          # a tiny gradient: a full-size step all the same
+    >>> w.round(4)                     # 0.1 * atan2(g, |g|) = 0.1 * pi / 4
+    array([ 0.9215, -1.9215])
+    """
+
+    def __init__(
+        self,
+        params: Iterable[np.ndarray],
+        lr: float = hp.LR,
+        betas: tuple[float, float] = hp.BETAS,
+        weight_decay: float = hp.WEIGHT_DECAY,
+        amsgrad: bool = False,
+        *,
+        a: float = hp.ATAN2_A,
+        b: float = hp.ATAN2_B,
+        maximize: bool = False,
+        decoupled_weight_decay: bool = False,
+        bias_correction: bool = True,
+    ) -> None:
+        a, b = hp.check_atan2_scale("a", a), hp.check_atan2_scale("b", b)
+        super().__init__(params, lr, betas, 0.0, weight_decay, amsgrad, maximize=maximize,
+                         decoupled_weight_decay=decoupled_weight_decay, bias_correction=bias_correction)
+        self.a, self.b = a, b
+
+    def _descend(self, p, m, v, bc1: float, bc2: float, a: np.ndarray, b: np.ndarray) -> None:
+        r""":math:`\theta \leftarrow \theta - \alpha a \operatorname{atan2}(\hat m, b\sqrt{\hat v})`
+        in place, through the scratch buffers ``a`` and ``b``."""
+        m_hat = np.divide(m, bc1, out=a)
+        scaled_rms = np.multiply(np.sqrt(v, out=b), self.b / math.sqrt(bc2), out=b)
+        p += np.multiply(np.arctan2(m_hat, scaled_rms, out=b), -self.lr * self.a, out=b)
+
+    def internals(self) -> StepInternals:
+        r"""As :meth:`Adam.internals`; the update is :math:`-\alpha a \operatorname{atan2}(\hat m,
+        b\sqrt{\hat v})` and the effective learning rate is the update divided by
+        :math:`-\hat m` (where :math:`\hat m = 0`, its limit :math:`\alpha a / (b\sqrt{\hat v})`)."""
+        if self.t == 0:
+            raise RuntimeError("internals() describes the last step; call step() first")
+        bc1, bc2 = self._bias_corrections(self.t)
+        second = self.max_exp_avg_sq if self.amsgrad else self.exp_avg_sq
+        lr = self._last_lr
+        m_hats = [m / bc1 for m in self.exp_avg]
+        v_hats = [v / bc2 for v in second]
+        with np.errstate(all="ignore"):
+            updates = [-lr * self.a * np.arctan2(mh, self.b * np.sqrt(vh)) for mh, vh in zip(m_hats, v_hats)]
+            rates = [np.where(mh != 0, u / -mh, lr * self.a / (self.b * np.sqrt(vh)))
+                     for mh, vh, u in zip(m_hats, v_hats, updates)]
+        return StepInternals(m_hat=m_hats, v_hat=v_hats, effective_lr=rates, update=updates)
+
+    def _options(self) -> dict[str, object]:
+        return {k: v for k, v in self._hyperparameters().items() if k not in ("lr", "eps")}
+
+    def _hyperparameters(self) -> dict[str, object]:
+        return {**super()._hyperparameters(), "a": self.a, "b": self.b}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        """Restore a :meth:`state_dict` (with ``a`` and ``b``); raise ``ValueError`` and change
+        nothing if it does not fit."""
+        if isinstance(state, dict) and "a" in state and "b" in state:
+            a, b = hp.check_atan2_scale("state['a']", state["a"]), hp.check_atan2_scale("state['b']", state["b"])
+        elif isinstance(state, dict):
+            raise ValueError("state: missing keys ['a', 'b'] (not a state of AdamAtan2)")
+        super().load_state_dict(state)
+        self.a, self.b = a, b
 
 
 def _lerp_(m: np.ndarray, g: np.ndarray, weight: float, buf: np.ndarray) -> None:

@@ -18,15 +18,23 @@ with weights :math:`(1-\beta)\beta^k` on the gradient :math:`k` steps old
 not to 1, which is why Adam divides by it; and they fall to :math:`1/e` of their first value
 after about :math:`1/(1-\beta)` steps, the EMA's effective window (:func:`effective_window`).
 
+A weight halves every :math:`\ln\frac12 / \ln\beta` steps, the EMA's half-life
+(:func:`half_life`); :func:`beta_from_window` and :func:`beta_from_half_life` go back from a
+memory length to the decay rate. A memory in steps is a memory in samples only for one batch
+size: :func:`beta_for_batch_size` keeps the half-life in samples fixed when the batch size changes
+(Marek et al., 2025).
+
 References
 ----------
 Kingma, D. P. & Ba, J. (2015). Adam: A Method for Stochastic Optimization. ICLR, section 3.
+Marek, M. et al. (2025). Small Batch Size Training for Language Models: When Vanilla SGD Works,
+and Why Gradient Accumulation Is Wasteful. arXiv:2507.07101.
 """
 
 from __future__ import annotations
 
 import math
-from numbers import Integral
+from numbers import Real
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -34,22 +42,18 @@ from numpy.typing import ArrayLike
 from . import hyperparams as hp
 
 __all__ = [
+    "beta_for_batch_size",
+    "beta_from_half_life",
+    "beta_from_window",
     "bias_correction_factor",
     "effective_window",
+    "half_life",
     "ema",
     "ema_noise_ratio",
     "ema_weights",
     "step_bound",
     "uncorrected_step",
 ]
-
-
-def _check_count(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_steps(t: ArrayLike) -> np.ndarray:
@@ -82,7 +86,7 @@ def ema_weights(beta: float, n: int) -> np.ndarray:
     array([0.5  , 0.25 , 0.125])
     """
     beta = hp.check_beta("beta", beta)
-    n = _check_count("n", n, 0)
+    n = hp.check_int("n", n, 0)
     return (1 - beta) * beta ** np.arange(n, dtype=float)
 
 
@@ -99,6 +103,104 @@ def effective_window(beta: float) -> float:
     """
     beta = hp.check_beta("beta", beta)
     return 1.0 / (1.0 - beta)
+
+
+def _check_positive(name: str, value: object, minimum: float = 0.0, *, inclusive: bool = False) -> float:
+    relation = ">=" if inclusive else ">"
+    valid = f"a finite number {relation} {minimum:g}"
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be {valid}, got {value!r}")
+    value = float(value)
+    ok = math.isfinite(value) and (value >= minimum if inclusive else value > minimum)
+    if not ok:
+        raise ValueError(f"{name} must be {valid}, got {value!r}")
+    return value
+
+
+def beta_from_window(window: float) -> float:
+    r"""The decay rate whose effective window is ``window`` steps: :math:`\beta = 1 - 1/w`.
+
+    The inverse of :func:`effective_window`.
+
+    Parameters
+    ----------
+    window : float
+        The window :math:`w` in steps, >= 1 (:math:`w = 1` is :math:`\beta = 0`, no memory).
+
+    Examples
+    --------
+    >>> beta_from_window(10), beta_from_window(1000)
+    (0.9, 0.999)
+    """
+    window = _check_positive("window", window, 1.0, inclusive=True)
+    return 1.0 - 1.0 / window
+
+
+def half_life(beta: float) -> float:
+    r"""The number of steps after which an EMA's weight has halved: :math:`\ln\frac12 / \ln\beta`.
+
+    The weight :math:`(1-\beta)\beta^k` of an input :math:`k` steps old is half the newest one's
+    at :math:`k = h` with :math:`\beta^h = 1/2`. For :math:`\beta` near 1,
+    :math:`h \approx \ln 2 / (1-\beta) \approx 0.69` windows (:func:`effective_window`).
+    :math:`\beta = 0` (no memory) has half-life 0.
+
+    Examples
+    --------
+    >>> round(half_life(0.5), 12), round(half_life(0.9), 2), round(half_life(0.999), 1)
+    (1.0, 6.58, 692.8)
+    """
+    beta = hp.check_beta("beta", beta)
+    return 0.0 if beta == 0.0 else math.log(0.5) / math.log(beta)
+
+
+def beta_from_half_life(steps: float) -> float:
+    r"""The decay rate whose weights halve every ``steps`` steps: :math:`\beta = 2^{-1/h}`.
+
+    The inverse of :func:`half_life`.
+
+    Parameters
+    ----------
+    steps : float
+        The half-life :math:`h` in steps, > 0 (it need not be an integer).
+
+    Examples
+    --------
+    >>> round(beta_from_half_life(1), 12), round(beta_from_half_life(half_life(0.95)), 12)
+    (0.5, 0.95)
+    """
+    steps = _check_positive("steps", steps)
+    return 0.5 ** (1.0 / steps)
+
+
+def beta_for_batch_size(beta: float, batch_size: float, new_batch_size: float) -> float:
+    r"""The decay rate with the same memory *in samples* at another batch size.
+
+    An EMA with decay rate :math:`\beta` updated once per batch of :math:`B` samples has a
+    half-life of :math:`h\,B` samples (:func:`half_life`). Keeping it fixed at batch
+    :math:`B^*` gives (Marek et al., 2025)
+
+    .. math:: \beta^* = \beta^{B^*/B}.
+
+    Smaller batches need a :math:`\beta` closer to 1 (more steps for the same samples).
+
+    Parameters
+    ----------
+    beta : float
+        The decay rate at ``batch_size``, in [0, 1).
+    batch_size, new_batch_size : float
+        The batch sizes :math:`B` and :math:`B^*`, > 0.
+
+    Examples
+    --------
+    >>> round(beta_for_batch_size(0.95, 512, 1), 4)      # Marek et al.'s example
+    0.9999
+    >>> round(beta_for_batch_size(0.999, 64, 256), 6)
+    0.996006
+    """
+    beta = hp.check_beta("beta", beta)
+    batch_size = _check_positive("batch_size", batch_size)
+    new_batch_size = _check_positive("new_batch_size", new_batch_size)
+    return beta ** (new_batch_size / batch_size)
 
 
 def bias_correction_factor(beta: float, t: ArrayLike) -> np.ndarray | float:
@@ -272,7 +374,7 @@ def step_bound(beta1: float, beta2: float, t: int | None = None, *, bias_correct
     beta1 = hp.check_beta("beta1", beta1)
     beta2 = hp.check_beta("beta2", beta2)
     if t is not None:
-        t = _check_count("t", t, 1)
+        t = hp.check_int("t", t, 1)
     if beta1 == 0.0 or t == 1:  # m_t is a multiple of g_t alone (0**0 = 1)
         total = 1.0
     elif beta2 == 0.0:

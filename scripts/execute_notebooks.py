@@ -8,6 +8,7 @@ Run it after editing a chapter; it prints each notebook's execution time (the bu
 
 from __future__ import annotations
 
+import os
 import pathlib
 import sys
 import time
@@ -16,6 +17,7 @@ import nbclient
 import nbformat
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+os.environ["ADAMLIB_PROGRESS"] = "0"  # no progress bars in stored outputs (the kernels inherit it)
 
 
 def execute(path: pathlib.Path) -> float:

@@ -16,3 +16,15 @@ def test_numpy_benchmark_runs_and_reports_the_ratio():
     ).stdout
     assert "ratio adamlib / torch:" in out
     assert "peak extra memory" in out
+
+
+def test_population_benchmark_runs_and_reports_each_size():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "population.py"), "--sizes", "1", "3", "--steps", "3",
+         "--singles", "1", "--mechanisms", "--mechanism-size", "2"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["1"], ["3"])]
+    assert [r[0] for r in rows] == ["1", "3"] and all(len(r) == 6 for r in rows)
+    assert "single runs one after another:" in out and "target: K = 64" in out
+    assert "torch.func vmap(grad)" in out

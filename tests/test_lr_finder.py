@@ -130,3 +130,49 @@ def test_suggest_rejects_bad_curves(args, match):
         lr_finder.suggest(*args)
     with pytest.raises(ValueError, match="method"):
         lr_finder.suggest(np.array([1e-3, 1e-2, 1e-1]), np.array([1.0, 0.5, 0.4]), "valley")
+
+
+@given(end=st.floats(1e-6, 10.0), steps=st.integers(2, 500))
+def test_linear_rates_rise_evenly_to_end(end, steps):
+    rates = lr_finder.linear_rates(end, steps)
+    assert rates.shape == (steps,)
+    assert rates[-1] == pytest.approx(end, rel=1e-12)
+    np.testing.assert_allclose(np.diff(rates), end / steps, rtol=1e-9)
+    assert rates[0] == pytest.approx(end / steps, rel=1e-12)
+
+
+def test_accuracy_range_test_is_training_with_a_linear_schedule(data):
+    """Smith's test: the accuracy after every eval_every-th step, at the rate of that step."""
+    model = mlp(16, seed=2)
+    at = lr_finder.accuracy_range_test(model, torch.optim.Adam(model.parameters()), data, end=0.05,
+                                       steps=40, eval_every=10, seed=4)
+    np.testing.assert_allclose(at.lr, lr_finder.linear_rates(0.05, 40)[9::10], rtol=1e-12)
+    assert at.accuracy.shape == (4,) and np.all((at.accuracy >= 0) & (at.accuracy <= 1))
+    for k in (1, 4):  # the same network trained by a torch scheduler for 10 k steps
+        twin = mlp(16, seed=2)
+        opt = torch.optim.Adam(twin.parameters(), lr=0.05)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: (t + 1) / 40)
+        ref = train(twin, opt, data, 10 * k, scheduler=sched, seed=4)
+        np.testing.assert_allclose(ref.lr, lr_finder.linear_rates(0.05, 40)[: 10 * k], rtol=1e-9)
+        assert ref.val_accuracy == pytest.approx(at.accuracy[k - 1], abs=1e-6)
+    assert at.accuracy[-1] > at.accuracy[0] - 0.2 and at.accuracy.max() > 0.5  # it learns
+
+
+def test_accuracy_range_test_rejects_bad_input_before_training(data):
+    model = mlp(16, seed=0)
+    before = [p.detach().clone() for p in model.parameters()]
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    bad = [
+        ({"end": 0.0, "steps": 10}, "end"),
+        ({"end": 0.1, "steps": 1}, "steps"),
+        ({"end": 0.1, "steps": 10, "eval_every": 0}, "eval_every"),
+        ({"end": 0.1, "steps": 10, "eval_every": 11}, "eval_every"),
+    ]
+    for options, match in bad:
+        with pytest.raises(ValueError, match=match):
+            lr_finder.accuracy_range_test(model, opt, data, **options)
+    with pytest.raises(TypeError, match="optimizer"):
+        lr_finder.accuracy_range_test(model, model.parameters(), data, end=0.1, steps=10)
+    for p, q in zip(model.parameters(), before):
+        assert torch.equal(p, q)
+    assert opt.param_groups[0]["lr"] == 1e-3

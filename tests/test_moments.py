@@ -256,3 +256,81 @@ def test_weight_count_is_a_natural_number(n, error):
 def test_ema_needs_a_sequence():
     with pytest.raises(ValueError, match="xs"):
         ema(3.0, 0.9)
+
+
+# --- memory lengths: window, half-life, and the batch-size converter -----------------------------
+
+from adamlib.moments import beta_for_batch_size, beta_from_half_life, beta_from_window, half_life  # noqa: E402
+
+
+@given(st.floats(0.01, 0.9999))
+def test_half_life_is_where_the_weight_halves(beta):
+    h = half_life(beta)
+    assert beta**h == pytest.approx(0.5, rel=1e-12)
+    w = ema_weights(beta, math.ceil(h) + 1)
+    assert w[math.floor(h)] / w[0] >= 0.5 - 1e-12 and w[math.ceil(h)] / w[0] <= 0.5 + 1e-12
+
+
+@given(st.floats(0.5, 0.99999))
+def test_half_life_is_about_ln2_windows_near_one(beta):
+    assert half_life(beta) / effective_window(beta) == pytest.approx(math.log(2), abs=0.5 * (1 - beta) + 1e-9)
+
+
+@given(st.floats(0.0, 0.9999))
+def test_window_and_half_life_invert(beta):
+    assert beta_from_window(effective_window(beta)) == pytest.approx(beta, abs=1e-12)
+    if beta > 0:
+        assert beta_from_half_life(half_life(beta)) == pytest.approx(beta, abs=1e-12)
+
+
+def test_no_memory_has_half_life_zero_and_window_one():
+    assert half_life(0.0) == 0.0 and beta_from_window(1) == 0.0
+
+
+@given(st.floats(0.5, 0.999), st.integers(1, 4096), st.integers(1, 4096))
+def test_batch_size_converter_keeps_the_half_life_in_samples(beta, b, b_new):
+    new = beta_for_batch_size(beta, b, b_new)
+    assert half_life(new) * b_new == pytest.approx(half_life(beta) * b, rel=1e-9)
+    assert beta_for_batch_size(new, b_new, b) == pytest.approx(beta, rel=1e-12)
+
+
+def test_batch_size_converter_reproduces_marek_et_al():
+    # 0.95 at batch 512 is about 0.9999 at batch 1 (Marek et al., 2025)
+    assert beta_for_batch_size(0.95, 512, 1) == pytest.approx(0.9999, abs=5e-6)
+    assert beta_for_batch_size(0.9, 64, 64) == 0.9
+
+
+def test_converter_agrees_with_an_ema_run_on_samples():
+    # One EMA per sample with beta_1 and one per batch of 8 with beta_8: after n batches, the first
+    # input's weight (relative to the newest) is the same once the rates are converted.
+    beta_1 = 0.999
+    beta_8 = beta_for_batch_size(beta_1, 1, 8)
+    per_sample = ema_weights(beta_1, 8 * 50 + 1)
+    per_batch = ema_weights(beta_8, 50 + 1)
+    assert per_batch[50] / per_batch[0] == pytest.approx(per_sample[400] / per_sample[0], rel=1e-12)
+
+
+@pytest.mark.parametrize("fn, arg, name", [(beta_from_window, 0.5, "window"), (beta_from_half_life, 0.0, "steps"),
+                                           (beta_from_half_life, math.inf, "steps"), (beta_from_window, math.nan, "window")])
+def test_memory_lengths_out_of_range_are_refused(fn, arg, name):
+    with pytest.raises(ValueError, match=name):
+        fn(arg)
+
+
+@pytest.mark.parametrize("arg", ["10", True, None])
+def test_memory_lengths_of_the_wrong_type_are_refused(arg):
+    for fn, name in ((beta_from_window, "window"), (beta_from_half_life, "steps")):
+        with pytest.raises(TypeError, match=name):
+            fn(arg)
+
+
+@pytest.mark.parametrize("args, name", [((1.0, 64, 128), "^beta"), ((0.9, 0, 128), "^batch_size"),
+                                        ((0.9, 64, -1), "^new_batch_size"), ((0.9, 64, math.inf), "^new_batch_size")])
+def test_batch_size_converter_refuses_bad_input(args, name):
+    with pytest.raises(ValueError, match=name):
+        beta_for_batch_size(*args)
+
+
+def test_half_life_refuses_a_beta_out_of_range():
+    with pytest.raises(ValueError, match="beta"):
+        half_life(1.0)

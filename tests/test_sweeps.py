@@ -174,3 +174,50 @@ def test_largest_climb_of_falling_and_bouncing_curves():
     assert sweeps.largest_climb([1.0, math.nan]) == math.inf
     with pytest.raises(ValueError, match="positive"):
         sweeps.largest_climb([1.0, 0.0])
+
+
+def test_from_population_is_the_sweep_of_runs_made_alone():
+    """Each member of a population grid becomes the TrainingRun that tasks.train returns."""
+    import torch
+
+    from adamlib.lab.population import grid, train_population
+    from adamlib.lab.tasks import digits_split, mlp, train
+
+    torch.set_num_threads(1)
+    data = digits_split()
+    rates, seeds = [1e-3, 3e-2, 1e20], [0, 1]  # the last one overflows
+
+    def alone(lr, seed):
+        model = mlp(16, seed=seed)
+        return train(model, torch.optim.Adam(model.parameters(), lr=lr), data, 25, seed=seed)
+
+    expected = sweeps.sweep(alone, rates, seeds)
+    pop = train_population(data, 25, **grid(lr=rates, seed=seeds), hidden=16, progress=False)
+    got = sweeps.from_population(pop)
+    np.testing.assert_array_equal(got.grid, rates)
+    assert got.seeds == (0, 1)
+    for row_got, row_expected in zip(got.runs, expected.runs):
+        for g, e in zip(row_got, row_expected):
+            assert len(g.train_loss) == len(e.train_loss) and g.diverged == e.diverged
+            finite = np.isfinite(e.train_loss)
+            np.testing.assert_allclose(g.train_loss[finite], e.train_loss[finite], rtol=1e-4)
+            np.testing.assert_allclose(g.lr, e.lr, rtol=1e-12)
+            if not e.diverged:
+                assert g.val_loss == pytest.approx(e.val_loss, rel=1e-4)
+                assert g.val_accuracy == pytest.approx(e.val_accuracy, abs=2e-3)
+    assert expected.runs[2][0].diverged  # the test covers a diverged member
+
+
+def test_from_population_rejects_members_out_of_grid_order():
+    import pandas as pd
+
+    class Fake:
+        table = pd.DataFrame({"lr": [0.1, 0.2, 0.1, 0.2], "seed": [0, 0, 1, 1],
+                              "val_loss": 1.0, "val_accuracy": 0.5})
+        train_loss = np.ones((4, 3))
+        lr = np.ones((4, 3))
+
+    with pytest.raises(ValueError, match="in order"):
+        sweeps.from_population(Fake())
+    with pytest.raises(ValueError, match="columns"):
+        sweeps.from_population(Fake(), key="beta1")

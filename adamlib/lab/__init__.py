@@ -3,7 +3,10 @@
 Test problems (:mod:`~adamlib.lab.problems`), gradient streams (:mod:`~adamlib.lab.streams`),
 the digits task (:mod:`~adamlib.lab.tasks`), sweeps (:mod:`~adamlib.lab.sweeps`), the
 learning-rate range test (:mod:`~adamlib.lab.lr_finder`), schedules
-(:mod:`~adamlib.lab.schedules`) and plots (:mod:`~adamlib.lab.plotting`).
+(:mod:`~adamlib.lab.schedules`), the population trainer that runs many digits runs at once
+(:mod:`~adamlib.lab.population`) and plots (:mod:`~adamlib.lab.plotting`).
+
+Weight decay as a timescale, its conventions and what to decay: :mod:`~adamlib.lab.decay`.
 
 The lab depends on the core (:mod:`adamlib`, :mod:`adamlib.torch`); the core never imports the
 lab. Import its modules by name (``from adamlib.lab import sweeps``): some need PyTorch,

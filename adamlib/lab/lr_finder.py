@@ -1,8 +1,12 @@
-r"""Smith's learning-rate range test: one short run with an exponentially rising rate.
+r"""Learning-rate range tests: Smith's original, and the common exponential variant.
 
-Smith (2017, section 3.3) trains for a few hundred steps while the rate climbs from far
-too small to far too large, and reads two rates off the loss: where it starts to fall and
-where it turns ragged or rises. Finders in libraries raise the rate exponentially,
+Smith (2017, section 3.3) trains for a few epochs while the rate rises *linearly* from a
+low to a high value, plots the *accuracy* against the rate, and reads two rates off it:
+where the accuracy starts to rise, and where it slows, turns ragged or falls (he uses them
+as the bounds of a cyclical schedule). :func:`accuracy_range_test` is that test.
+
+The finders in libraries (fastai's ``lr_find``; Howard and Gugger, 2020) read the *loss*
+instead, over a rate that rises *exponentially*,
 
 .. math::
 
@@ -17,14 +21,16 @@ smooth the minibatch loss with a bias-corrected exponential moving average,
    a_t = \beta a_{t-1} + (1 - \beta) L_t, \quad a_{-1} = 0, \qquad
    \bar L_t = a_t / (1 - \beta^{t+1}),
 
-and stop once :math:`\bar L_t` exceeds a few times (``stop_factor``, commonly 4) its
-lowest value so far. :func:`suggest` turns the curve into one rate: ``"steepest"`` takes
-the rate where :math:`\bar L` falls fastest per unit of :math:`\log\alpha` (before its
-minimum), ``"min/10"`` takes a tenth of the rate at the minimum.
+and stop once :math:`\bar L_t` exceeds a few times (``stop_factor``, fastai's is 4) its
+lowest value so far. :func:`lr_range_test` is that variant; :func:`suggest` turns its
+curve into one rate: ``"steepest"`` takes the rate where :math:`\bar L` falls fastest per
+unit of :math:`\log\alpha` (before its minimum), ``"min/10"`` takes a tenth of the rate at
+the minimum.
 
 References
 ----------
 Smith, L. N. (2017). Cyclical Learning Rates for Training Neural Networks. WACV.
+Howard, J. and Gugger, S. (2020). Fastai: A Layered API for Deep Learning. Information 11(2).
 """
 
 from __future__ import annotations
@@ -37,9 +43,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from .tasks import DigitsSplit, train
+from .tasks import DigitsSplit, evaluate, train
 
-__all__ = ["METHODS", "RangeTest", "exponential_rates", "lr_range_test", "smooth", "suggest"]
+__all__ = [
+    "METHODS",
+    "AccuracyTest",
+    "RangeTest",
+    "accuracy_range_test",
+    "exponential_rates",
+    "linear_rates",
+    "lr_range_test",
+    "smooth",
+    "suggest",
+]
 
 #: The rules :func:`suggest` knows.
 METHODS = ("steepest", "min/10")
@@ -62,6 +78,14 @@ def exponential_rates(start: float, end: float, steps: int) -> np.ndarray:
     if isinstance(steps, bool) or not isinstance(steps, Integral) or steps < 2:
         raise ValueError(f"steps must be an integer >= 2, got {steps!r}")
     return start * (end / start) ** (np.arange(int(steps)) / (int(steps) - 1))
+
+
+def linear_rates(end: float, steps: int) -> np.ndarray:
+    r"""``steps`` rates rising linearly to ``end``: :math:`\alpha_t = \alpha_{\text{end}} (t + 1) / N`."""
+    end = _check_positive("end", end)
+    if isinstance(steps, bool) or not isinstance(steps, Integral) or steps < 2:
+        raise ValueError(f"steps must be an integer >= 2, got {steps!r}")
+    return end * np.arange(1, int(steps) + 1) / int(steps)
 
 
 def smooth(losses: np.ndarray, beta: float = 0.9) -> np.ndarray:
@@ -213,3 +237,75 @@ def lr_range_test(
         stopped = len(losses) < len(rates)
     loss = np.array(losses)
     return RangeTest(rates[: len(loss)], loss, smooth(loss, beta), stopped)
+
+
+@dataclass(frozen=True)
+class AccuracyTest:
+    """What :func:`accuracy_range_test` records.
+
+    Attributes
+    ----------
+    lr : ndarray
+        The rate of the step after which each evaluation was made.
+    accuracy : ndarray
+        The validation accuracy at each evaluation.
+    """
+
+    lr: np.ndarray
+    accuracy: np.ndarray
+
+
+def accuracy_range_test(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data: DigitsSplit,
+    *,
+    end: float,
+    steps: int,
+    eval_every: int = 5,
+    batch_size: int = 64,
+    seed: int = 0,
+) -> AccuracyTest:
+    """Smith's range test: a linearly rising rate, and the validation accuracy along it.
+
+    Trains ``model`` for ``steps`` steps of ``adamlib.lab.tasks.train`` with the rate
+    :func:`linear_rates` ``(end, steps)`` and evaluates the validation accuracy after every
+    ``eval_every``-th step. ``model`` and ``optimizer`` are trained in place.
+
+    Parameters
+    ----------
+    model, optimizer
+        A model and any ``torch.optim.Optimizer`` over its parameters (its ``lr`` is overwritten).
+    data
+        From ``adamlib.lab.tasks.digits_split``.
+    end : float
+        The last (largest) rate, ``> 0``.
+    steps : int
+        The number of training steps (``>= 2``).
+    eval_every : int
+        Steps between two evaluations (``1 <= eval_every <= steps``).
+    batch_size, seed
+        Passed to ``adamlib.lab.tasks.train``.
+    """
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer: expected a torch.optim.Optimizer, got {type(optimizer).__name__}")
+    rates = linear_rates(end, steps)
+    if isinstance(eval_every, bool) or not isinstance(eval_every, Integral) or not 1 <= eval_every <= steps:
+        raise ValueError(f"eval_every must be an integer in [1, steps], got {eval_every!r}")
+    at: list[float] = []
+    accuracy: list[float] = []
+
+    def set_rate(lr: float) -> None:
+        for group in optimizer.param_groups:
+            group["lr"] = float(lr)
+
+    def record(step: int, loss: float) -> None:
+        if (step + 1) % eval_every == 0:
+            at.append(float(rates[step]))
+            accuracy.append(evaluate(model, data.X_val, data.y_val)[1])
+        if step + 1 < len(rates):
+            set_rate(rates[step + 1])
+
+    set_rate(rates[0])
+    train(model, optimizer, data, len(rates), batch_size=batch_size, seed=seed, callback=record)
+    return AccuracyTest(np.array(at), np.array(accuracy))

@@ -15,9 +15,7 @@ Everything is float64 and seeded.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from numbers import Integral, Real
 from typing import Callable
 
 import numpy as np
@@ -27,23 +25,6 @@ from .. import hyperparams as hp
 from ..adam import Adam
 
 __all__ = ["Plateau", "adam_path", "adam_updates", "noisy_gradients", "scale_shift"]
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_float(name: str, value: object, valid: str, ok: Callable[[float], bool]) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number ({valid}), got {value!r}")
-    value = float(value)
-    if not math.isfinite(value) or not ok(value):
-        raise ValueError(f"{name} must be {valid}, got {value!r}")
-    return value
 
 
 def noisy_gradients(steps: int, *, mean: float = 1.0, noise: float = 1.0, dim: int = 1,
@@ -66,10 +47,10 @@ def noisy_gradients(steps: int, *, mean: float = 1.0, noise: float = 1.0, dim: i
     ndarray
         The gradients, of shape ``(steps, dim)``.
     """
-    steps = _check_int("steps", steps, 0)
-    dim = _check_int("dim", dim, 1)
-    mean = _check_float("mean", mean, "finite", lambda x: True)
-    noise = _check_float("noise", noise, "finite and >= 0", lambda x: x >= 0)
+    steps = hp.check_int("steps", steps, 0)
+    dim = hp.check_int("dim", dim, 1)
+    mean = hp.check_real("mean", mean, "finite", lambda x: True)
+    noise = hp.check_real("noise", noise, "finite and >= 0", lambda x: x >= 0)
     z = np.random.default_rng(seed).standard_normal((steps, dim))
     return mean + noise * z
 
@@ -100,11 +81,11 @@ def scale_shift(steps: int, *, at: int, factor: float, mean: float = 1.0, noise:
     ndarray
         The gradients, of shape ``(steps, dim)``.
     """
-    steps = _check_int("steps", steps, 1)
-    at = _check_int("at", at, 0)
+    steps = hp.check_int("steps", steps, 1)
+    at = hp.check_int("at", at, 0)
     if at > steps:
         raise ValueError(f"at must be in [0, steps={steps}], got {at}")
-    factor = _check_float("factor", factor, "finite and > 0", lambda x: x > 0)
+    factor = hp.check_real("factor", factor, "finite and > 0", lambda x: x > 0)
     g = noisy_gradients(steps, mean=mean, noise=noise, dim=dim, seed=seed)
     g[at:] *= factor
     return g
@@ -132,9 +113,9 @@ class Plateau:
     width: float = 1.0
 
     def __post_init__(self) -> None:
-        _check_float("steep", self.steep, "finite and > 0", lambda x: x > 0)
-        _check_float("flat", self.flat, "finite and > 0", lambda x: x > 0)
-        _check_float("width", self.width, "finite and > 0", lambda x: x > 0)
+        hp.check_real("steep", self.steep, "finite and > 0", lambda x: x > 0)
+        hp.check_real("flat", self.flat, "finite and > 0", lambda x: x > 0)
+        hp.check_real("width", self.width, "finite and > 0", lambda x: x > 0)
 
     def loss(self, x: ArrayLike) -> np.ndarray:
         """:math:`f(x)`, elementwise."""
@@ -176,7 +157,7 @@ def adam_path(grad: Callable[[np.ndarray, int], ArrayLike], x0: ArrayLike, steps
     ndarray
         :math:`\theta_0, \theta_1, \dots, \theta_T` in float64, of shape ``(steps + 1, *x0.shape)``.
     """
-    steps = _check_int("steps", steps, 0)
+    steps = hp.check_int("steps", steps, 0)
     if not callable(grad):
         raise TypeError(f"grad must be a callable grad(x, t), got {type(grad).__name__}")
     x = np.array(x0, dtype=float)

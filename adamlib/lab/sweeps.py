@@ -26,7 +26,17 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["REGIMES", "Sweep", "classify_regimes", "largest_climb", "log_grid", "sweep", "tail_mean", "trend"]
+__all__ = [
+    "REGIMES",
+    "Sweep",
+    "classify_regimes",
+    "from_population",
+    "largest_climb",
+    "log_grid",
+    "sweep",
+    "tail_mean",
+    "trend",
+]
 
 #: The labels :func:`classify_regimes` gives, from the smallest rates to the largest.
 REGIMES = ("too small", "good", "too large", "diverging")
@@ -104,6 +114,43 @@ def sweep(fn: Callable[[float, int], Any], grid: Sequence[float], seeds: Sequenc
         raise ValueError(f"seeds: expected a non-empty sequence of integers, got {seeds!r}")
     runs = tuple(tuple(fn(float(v), int(s)) for s in seeds) for v in values)
     return Sweep(values, tuple(int(s) for s in seeds), runs)
+
+
+def from_population(population: Any, key: str = "lr") -> Sweep:
+    """A population trained on ``grid(<key>=values, seed=seeds)`` as a :class:`Sweep` of runs.
+
+    ``population`` is what :func:`adamlib.lab.population.train_population` returns for the
+    members of ``adamlib.lab.population.grid(**{key: values, "seed": seeds})`` (the
+    values varying slowest), trained with any shared options. Each member becomes the
+    ``adamlib.lab.tasks.TrainingRun`` that :func:`adamlib.lab.tasks.train` would have
+    returned for it alone: its loss at every step (up to and including the first
+    non-finite one), its rates, and its final validation loss and accuracy.
+
+    Raises
+    ------
+    ValueError
+        If the members are not that grid, in that order.
+    """
+    from .tasks import TrainingRun
+
+    table = population.table
+    if key not in table.columns or "seed" not in table.columns:
+        raise ValueError(f"population: expected the columns {key!r} and 'seed' in its table")
+    values = list(dict.fromkeys(table[key].tolist()))
+    seeds = list(dict.fromkeys(int(s) for s in table["seed"]))
+    expected = [(v, s) for v in values for s in seeds]
+    found = list(zip(table[key].tolist(), (int(s) for s in table["seed"])))
+    if found != expected:
+        raise ValueError(f"population: expected the members of grid({key}=..., seed=...) in order, got {found}")
+    runs = []
+    for k, row in enumerate(table.itertuples(index=False)):
+        loss = np.asarray(population.train_loss[k], dtype=float)
+        bad = np.flatnonzero(~np.isfinite(loss))
+        n = int(bad[0]) + 1 if bad.size else len(loss)
+        runs.append(TrainingRun(loss[:n], np.asarray(population.lr[k][:n], dtype=float),
+                                float(row.val_loss), float(row.val_accuracy)))
+    shaped = tuple(tuple(runs[i * len(seeds):(i + 1) * len(seeds)]) for i in range(len(values)))
+    return Sweep(np.asarray(values, dtype=float), tuple(seeds), shaped)
 
 
 def _curve(losses: Sequence[float], name: str = "losses") -> np.ndarray:
