@@ -7,7 +7,7 @@ checkpoint's ``get_/set_optimizer_state_dict`` from either class into the other;
 ``DistributedDataParallel``; ``ZeroRedundancyOptimizer``; and ``DTensor`` gradients and
 moments laid out otherwise than their parameter. Each process compares its own shards
 with torch's in the same seeded run (float64, to 1e-10) and records each scenario's
-outcome; each test below reads one.
+outcome, which the test reads.
 """
 
 from __future__ import annotations
@@ -238,16 +238,15 @@ def run(rank: int, store: str, out: str) -> None:
     dist.destroy_process_group()
 
 
-# -- the tests ---------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def outcomes(tmp_path_factory):
-    """Spawn the 2 processes once, bounded in time; each rank's outcome of each scenario."""
+# -- the test -----------------------------------------------------------------------------------------
+def test_every_scenario_on_two_gloo_processes_matches_torch(tmp_path):
+    """One test, so that pytest-xdist cannot split the scenarios (and the spawn) over workers;
+    a failure lists every scenario that failed, on which rank, with its traceback."""
     if UNAVAILABLE:
         pytest.skip(f"this torch build has no {UNAVAILABLE}, needed to run FSDP2 on a CPU")
     import torch.multiprocessing as mp
 
-    out = tmp_path_factory.mktemp("distributed")
-    context = mp.start_processes(run, args=(str(out / "store"), str(out)), nprocs=WORLD, join=False, start_method="spawn")
+    context = mp.start_processes(run, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=WORLD, join=False, start_method="spawn")
     deadline = time.monotonic() + TIMEOUT_S
     try:
         while not context.join(timeout=max(1.0, deadline - time.monotonic())):
@@ -257,10 +256,8 @@ def outcomes(tmp_path_factory):
         for process in context.processes:
             if process.is_alive():
                 process.kill()
-    return [json.loads((out / f"rank{rank}.json").read_text()) for rank in range(WORLD)]
-
-
-@pytest.mark.parametrize("name", list(scenarios(None)))
-def test_scenario_on_two_gloo_ranks_matches_torch(outcomes, name):
-    for rank, outcome in enumerate(outcomes):
-        assert outcome[name]["ok"], f"rank {rank}:\n{outcome[name]['error']}"
+    outcomes = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in range(WORLD)]
+    assert all(set(outcome) == set(scenarios(None)) for outcome in outcomes)
+    failed = [f"{name} on rank {rank}:\n{outcome[name]['error']}"
+              for rank, outcome in enumerate(outcomes) for name in outcome if not outcome[name]["ok"]]
+    assert not failed, "\n".join(failed)
