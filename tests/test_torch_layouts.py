@@ -99,7 +99,7 @@ def test_every_parameter_layout_matches_torch(impl, layout):
         return [TwoTensor(g, 2 * g) if isinstance(p, TwoTensor) else g for p, g in zip(params, gs)]
 
     Logged.calls = 0
-    ours, theirs = both_runs(LAYOUTS[layout], impl, gradient=gradient, amsgrad=True)
+    ours, theirs = both_runs(LAYOUTS[layout], impl, gradient=gradient)
     assert_same(ours, theirs)
     if layout == "a_torch_function_subclass":
         assert Logged.calls > 0 and type(ours.param_groups[0]["params"][0]) is Logged
