@@ -3,6 +3,7 @@ r"""``adamlib.torch.Adam``: a drop-in ``torch.optim.Adam`` whose update is adaml
 from __future__ import annotations
 
 import functools
+import sys
 from collections import defaultdict
 from typing import Any, Callable, Iterable
 
@@ -10,7 +11,7 @@ import torch
 from torch import Tensor
 
 from .. import hyperparams as hp
-from .update import Scalars, compiled_update, update_eager
+from .update import Scalars, adam_update, compiled_update, update_eager
 
 IMPLS = ("auto", "compiled", "eager")
 
@@ -86,8 +87,9 @@ class Adam(torch.optim.Optimizer):
         ``maximize`` the update compiled is three operations per element shorter).
         ``"eager"``: the same update op by op, slower, allocating temporaries.
         ``"auto"``: compiled for a device and dtype with at least
-        :data:`AUTO_COMPILE_MIN_NUMEL` parameter elements when compilation works (else
-        eager, with a warning), eager below that.
+        :data:`AUTO_COMPILE_MIN_NUMEL` parameter elements in this process (a ``DTensor``
+        counts its local shard) when compilation works (else eager, with a warning),
+        eager below that.
 
     Raises
     ------
@@ -106,6 +108,16 @@ class Adam(torch.optim.Optimizer):
     raise ``RuntimeError`` before anything changes, complex parameters are updated as real
     pairs as torch does. ``state_dict()`` has ``torch.optim.Adam``'s format, so a checkpoint
     of either loads into the other (torch ignores ``bias_correction``).
+
+    Where it runs: ``DTensor`` parameters (FSDP2's ``fully_shard``, tensor parallelism)
+    are updated through their local shards, as torch's fused update does; the compiled
+    kernel takes only plain, dense, non-overlapping tensors (torch's rule for its foreach
+    and fused kernels), and anything else (tensor subclasses, strided or ``channels_last``
+    views, tensors whose memory overlaps, ``meta`` tensors) is updated op by op, by the
+    tensor's own operations, as torch's for-loop does. What neither can update (float8,
+    expanded or conjugate-view parameters, moments unlike their parameter) raises
+    ``RuntimeError`` before anything changes. Under ``torch.compile`` the step is traced
+    like torch's (see :meth:`step`).
 
     Examples
     --------
@@ -183,6 +195,12 @@ class Adam(torch.optim.Optimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a gradient; return ``closure()``'s loss, if given.
 
+        Under ``torch.compile`` (a compiled training step, or ``torch.compile(opt.step)``)
+        the step is traced as ``torch.optim.Adam``'s is: torch operations only, the step
+        counts and the numbers derived from them as tensors, so the graph compiles once and
+        a learning-rate schedule does not recompile it (at most once more, for a float
+        ``lr`` that changes, as with torch's optimizer).
+
         Parameters
         ----------
         closure : callable, optional
@@ -192,16 +210,23 @@ class Adam(torch.optim.Optimizer):
         ------
         RuntimeError
             If a gradient is sparse, or does not have its parameter's shape, dtype and
-            device (possible by replacing ``p.grad.data`` or setting ``p.grad_dtype``);
-            raised before any parameter or state changes.
+            device (possible by replacing ``p.grad.data`` or setting ``p.grad_dtype``); if
+            a moment in the state does not (a state dict of another model); if a
+            ``DTensor`` parameter's gradient or moment is not a ``DTensor`` on its device
+            mesh, or a plain parameter's is one; if a parameter is float8, expanded (two
+            elements at one address), or a complex conjugate view. Raised before any
+            parameter or state changes.
         """
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if torch.compiler.is_compiling():
+            self._traced_step()
+            return loss
         todo = [[p for p in group["params"] if p.grad is not None] for group in self.param_groups]
         for params in todo:
-            _check_gradients(params)
+            _check(params, self.state)
         # Choosing (and compiling) each update comes first: until it is done, nothing changes.
         calls = [(group, *call) for group, params in zip(self.param_groups, todo) for call in self._calls(group, params)]
         for group, update, params, step in calls:
@@ -211,27 +236,95 @@ class Adam(torch.optim.Optimizer):
     def _calls(self, group: dict[str, Any], params: list[Tensor]) -> list[tuple[Callable, list[Tensor], float]]:
         """(update function, parameters, step number) for each call of a group's step.
 
-        Parameters that share a device, a dtype and a step count share one call.
+        Parameters that share a device, a dtype and a step count share one call. A
+        parameter listed twice in a group (torch warns, and updates it twice) is updated
+        again in a later call, at the next step number, as torch's for-loop does.
         """
         buckets: dict[tuple, list[Tensor]] = defaultdict(list)
+        seen: dict[Tensor, int] = defaultdict(int)
         for p in params:
             state = self.state.get(p)
-            buckets[(p.device, p.dtype, (state["step"].item() if state else 0.0) + 1)].append(p)
+            again = seen[p]
+            seen[p] += 1
+            buckets[(p.device, p.dtype, (state["step"].item() if state else 0.0) + 1 + again, again)].append(p)
         plain = group["weight_decay"] == 0 and not group["maximize"]
         return [(self._update_for(device, dtype.to_real(), group["amsgrad"], plain, ps), ps, step)
-                for (device, dtype, step), ps in buckets.items()]
+                for (device, dtype, step, _), ps in buckets.items()]
 
     def _update(self, group: dict[str, Any], update: Callable, params: list[Tensor], step: float) -> None:
-        """Run one call of the step: ``params`` share a device, a dtype and the step number."""
+        """Run one call of the step: ``params`` share a device, a dtype and the step number.
+
+        A ``DTensor`` is updated through its local shard (the memory this process holds),
+        as torch's fused update does; a gradient laid out otherwise than its parameter is
+        redistributed to the parameter's placements first, as a ``DTensor`` operation would.
+        """
         states = [self._state(p, group) for p in params]
         moments = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if group["amsgrad"] else [])
         tensors = [params, [p.grad for p in params]] + [[s[key] for s in states] for key in moments]
+        dtensor = _dtensor_type()
+        if dtensor is not None and any(isinstance(p, dtensor) for p in params):
+            tensors = [[_shard(t, p, dtensor) for t, p in zip(ts, params)] for ts in tensors]
         if params[0].is_complex():  # a complex number is a pair of reals, updated independently
+            tensors[1] = [g.resolve_conj() for g in tensors[1]]
             tensors = [[torch.view_as_real(t) for t in ts] for ts in tensors]
         torch._foreach_add_([s["step"] for s in states], 1)  # all the step counters in one call
         memo = self._memos.setdefault((id(group), params[0].device, params[0].dtype), {})
         max_exp_avg_sqs = tensors[4] if group["amsgrad"] else []
         update(*tensors[:4], max_exp_avg_sqs, Scalars.of(group, step).to_tensor(params[0].device), memo)
+        if dtensor is not None and (wrappers := [p for p in params if isinstance(p, dtensor)]):
+            torch.autograd.graph.increment_version(wrappers)  # their shards changed under them
+
+    def _traced_step(self) -> None:
+        """The step as dynamo traces it: ``torch.optim.Adam``'s shape, adamlib's update.
+
+        Dynamo runs :meth:`_init_group` as Python (as it does for torch's optimizers: by
+        its name) and traces the rest, parameter by parameter, with the update's numbers
+        computed from each ``state["step"]`` tensor (:meth:`Scalars.of`); Inductor then
+        fuses it, so ``impl`` has no say here. The checks are traced too (their errors
+        are raised while tracing, before the graph runs); the moments' once every state
+        exists, from the lists, so that a second look at the code (dynamo may restart its
+        analysis) takes the same path.
+        """
+        groups = [(group, [p for p in group["params"] if p.grad is not None]) for group in self.param_groups]
+        for _, params in groups:
+            _check_gradients(params)
+        lists = []
+        for group, _ in groups:
+            lists.append(([], [], [], [], [], []))  # params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps
+            self._init_group(group, *lists[-1])
+        dtensor = _dtensor_type()
+        for params, _, *moments, _ in lists:  # read from the lists: dynamo knows them as tensors
+            for key, ts in zip(MOMENTS, moments):
+                for p, t in zip(params, ts):
+                    _check_moment(p, key, t, dtensor)
+        for (group, _), (params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps) in zip(groups, lists):
+            plain = group["weight_decay"] == 0 and not group["maximize"]
+            for i, p in enumerate(params):
+                steps[i].add_(1)  # one by one: a parameter listed twice is updated twice, as in torch
+                tensors = [p, grads[i], exp_avgs[i], exp_avg_sqs[i], max_exp_avg_sqs[i] if group["amsgrad"] else None]
+                if torch.is_complex(p):
+                    tensors[1] = tensors[1].resolve_conj()
+                    tensors = [None if t is None else torch.view_as_real(t) for t in tensors]
+                adam_update(*tensors, Scalars.of(group, steps[i]), plain)
+
+    def _init_group(self, group, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps) -> bool:
+        """Fill the lists with a group's parameters that have a gradient, their gradients and
+        state (created on the first step), as ``torch.optim.Adam._init_group`` does; return
+        whether a parameter is complex."""
+        has_complex = False
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            state = self._state(p, group)
+            has_complex |= torch.is_complex(p)
+            params.append(p)
+            grads.append(p.grad)
+            exp_avgs.append(state["exp_avg"])
+            exp_avg_sqs.append(state["exp_avg_sq"])
+            if group["amsgrad"]:
+                max_exp_avg_sqs.append(state["max_exp_avg_sq"])
+            state_steps.append(state["step"])
+        return has_complex
 
     def _state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Tensor]:
         """The state of ``p`` (created on its first step), in ``torch.optim.Adam``'s layout."""
@@ -245,30 +338,132 @@ class Adam(torch.optim.Optimizer):
         return state
 
     def _update_for(self, device, dtype, amsgrad: bool, plain: bool, params: list[Tensor]):
-        """The update function this step uses for these parameters (see ``impl``)."""
+        """The update function this step uses for these parameters (see ``impl``).
+
+        ``"auto"`` counts the elements this process holds (a ``DTensor``'s local shard);
+        tensors on the ``meta`` device, which hold no memory, are updated op by op.
+        """
         eager = functools.partial(update_eager, plain=plain)
-        if self.impl == "eager" or torch.compiler.is_compiling():
+        if self.impl == "eager" or device.type == "meta":
             return eager
-        if self.impl == "auto" and sum(p.numel() for p in params) < AUTO_COMPILE_MIN_NUMEL:
+        if self.impl == "auto" and sum(_local_numel(p) for p in params) < AUTO_COMPILE_MIN_NUMEL:
             return eager
         compiled = compiled_update(device, dtype, amsgrad, plain, strict=self.impl == "compiled")
         return compiled or eager
 
 
+MOMENTS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.complex32, torch.complex64, torch.complex128)
+
+
+def _check(params: list[Tensor], state: dict) -> None:
+    """Raise ``RuntimeError`` if a parameter, its gradient or a moment is not one the update can take."""
+    _check_gradients(params)
+    _check_moments(params, state)
+
+
 def _check_gradients(params: list[Tensor]) -> None:
-    """Raise ``RuntimeError`` if a gradient is sparse or unlike its parameter."""
+    """Raise ``RuntimeError`` unless each parameter and its gradient can be updated.
+
+    A parameter must be dense, of a dtype torch computes in (not float8), with no two
+    elements at one address (an expanded tensor), and not a complex conjugate view
+    (``torch.view_as_real`` refuses those). Its gradient must be dense and have its shape,
+    dtype and device; a ``DTensor`` parameter's must be a ``DTensor`` on its device mesh,
+    a plain parameter's must not be one.
+    """
+    dtensor = _dtensor_type()
     for p in params:
         g = p.grad
-        if g.is_sparse:
+        if g.layout != torch.strided or p.layout != torch.strided:
             raise RuntimeError(
-                "adamlib.torch.Adam does not support sparse gradients (a parameter of shape "
-                f"{tuple(p.shape)} has one); use torch.optim.SparseAdam"
+                "adamlib.torch.Adam does not support sparse gradients or parameters (a parameter of shape "
+                f"{tuple(p.shape)} is {p.layout} and its gradient {g.layout}); use torch.optim.SparseAdam"
             )
         if g.shape != p.shape or g.dtype != p.dtype or g.device != p.device:
             raise RuntimeError(
                 f"a parameter's gradient must have its shape, dtype and device: the parameter has "
                 f"{tuple(p.shape)}, {p.dtype}, {p.device} and its gradient {tuple(g.shape)}, {g.dtype}, {g.device}"
             )
+        if p.dtype not in DTYPES:
+            raise RuntimeError(
+                f"adamlib.torch.Adam updates parameters of dtype {', '.join(map(str, DTYPES))}; "
+                f"got {p.dtype}, which torch's arithmetic does not support either"
+            )
+        if 0 in p.stride() and any(stride == 0 and n > 1 for n, stride in zip(p.shape, p.stride())):
+            raise RuntimeError(
+                f"a parameter of shape {tuple(p.shape)} has elements that share memory (stride "
+                f"{p.stride()}: an expanded tensor?), so it cannot be updated in place; clone() it"
+            )
+        if p.is_complex() and p.is_conj():
+            raise RuntimeError(_CONJUGATE)
+        if dtensor is not None and isinstance(p, dtensor) != isinstance(g, dtensor):
+            raise RuntimeError(_dtensor_error(p, "its gradient", g, dtensor))
+        if dtensor is not None and isinstance(p, dtensor) and g.device_mesh != p.device_mesh:
+            raise RuntimeError(_dtensor_error(p, "its gradient", g, dtensor))
+
+
+def _check_moments(params: list[Tensor], state: dict) -> None:
+    """Raise ``RuntimeError`` unless each moment already in ``state`` is like its parameter
+    (:func:`_check_moment`)."""
+    dtensor = _dtensor_type()
+    for p in params:
+        moments = state.get(p)
+        if moments:
+            for key in MOMENTS:
+                if key in moments:
+                    _check_moment(p, key, moments[key], dtensor)
+
+
+def _check_moment(p: Tensor, key: str, t: Tensor, dtensor: type | None) -> None:
+    """Raise ``RuntimeError`` unless ``state[key]`` of ``p`` is like it: its shape, dtype and
+    device (a state dict of another model would not have them), not a conjugate view, and a
+    ``DTensor`` placed as ``p`` if that is one, a plain tensor otherwise."""
+    if not isinstance(t, Tensor) or t.shape != p.shape or t.dtype != p.dtype or t.device != p.device:
+        have = f"{tuple(t.shape)}, {t.dtype}, {t.device}" if isinstance(t, Tensor) else type(t).__name__
+        raise RuntimeError(
+            f"a parameter's optimizer state must have its shape, dtype and device (was a state dict "
+            f"of another model loaded?): the parameter has {tuple(p.shape)}, {p.dtype}, {p.device} "
+            f"and state[{key!r}] {have}"
+        )
+    if t.is_complex() and t.is_conj():
+        raise RuntimeError(_CONJUGATE)
+    if dtensor is not None and (isinstance(p, dtensor) != isinstance(t, dtensor) or isinstance(p, dtensor) and (
+            t.device_mesh != p.device_mesh or t.placements != p.placements)):
+        raise RuntimeError(_dtensor_error(p, f"state[{key!r}]", t, dtensor))
+
+
+_CONJUGATE = ("a complex parameter (or its state) is a conjugate view, which cannot be updated in place as "
+              "pairs of reals (torch.view_as_real); resolve it first: p.data = p.data.resolve_conj()")
+
+
+def _dtensor_error(p: Tensor, what: str, t: Tensor, dtensor: type) -> str:
+    if not isinstance(p, dtensor):
+        return ("a plain tensor parameter needs plain tensor gradients and moments, not DTensors "
+                f"({what} is one; distribute the parameter too, e.g. with torch.distributed.fsdp.fully_shard)")
+    have = f"a DTensor placed {t.placements} on {t.device_mesh}" if isinstance(t, dtensor) else type(t).__name__
+    return (f"a DTensor parameter (placed {p.placements} on {p.device_mesh}) needs DTensor gradients and "
+            f"moments on its device mesh, the moments with its placements: {what} is {have}")
+
+
+def _dtensor_type() -> type | None:
+    """``torch.distributed.tensor.DTensor``, or ``None`` while nothing has imported it (then no
+    tensor is one), or in a torch built without ``torch.distributed``."""
+    module = sys.modules.get("torch.distributed.tensor")
+    return getattr(module, "DTensor", None)
+
+
+def _shard(t: Tensor, p: Tensor, dtensor: type) -> Tensor:
+    """The local shard of ``t`` (a tensor of parameter ``p``), placed as ``p`` is; ``t`` itself if not a ``DTensor``."""
+    if not isinstance(t, dtensor):
+        return t
+    if t.placements != p.placements:  # a gradient (the moments were checked): as a DTensor op would
+        t = t.redistribute(p.device_mesh, p.placements)
+    return t.to_local()
+
+
+def _local_numel(p: Tensor) -> int:
+    dtensor = _dtensor_type()
+    return p.to_local().numel() if dtensor is not None and isinstance(p, dtensor) else p.numel()
 
 
 def _step_dtype() -> torch.dtype:

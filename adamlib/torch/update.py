@@ -25,6 +25,7 @@ from typing import Callable, NamedTuple, Sequence
 
 import torch
 from torch import Tensor
+from torch.nn import Parameter
 
 
 class Scalars(NamedTuple):
@@ -69,10 +70,22 @@ class Scalars(NamedTuple):
     eps: float
 
     @classmethod
-    def of(cls, group: dict, step: float) -> Scalars:
-        """The scalars of step number ``step`` (counted from 1) for a param group's options."""
-        lr, wd, eps = float(group["lr"]), float(group["weight_decay"]), float(group["eps"])
-        beta1, beta2 = (float(b) for b in group["betas"])
+    def of(cls, group: dict, step: float | Tensor) -> Scalars:
+        """The scalars of step number ``step`` (counted from 1) for a param group's options.
+
+        With a number ``step`` they are Python floats, computed on the host (a tensor
+        hyperparameter is read with ``float``). With a tensor ``step`` (a parameter's
+        ``state["step"]``, as under ``torch.compile``) nothing is read back to the host:
+        the numbers that depend on it, and any tensor hyperparameter, are float64 tensors,
+        so that dynamo traces them as data instead of compiling a graph per value.
+        """
+        if isinstance(step, Tensor):
+            step = step.to(torch.float64)
+            number = _as_float64
+        else:
+            number = float
+        lr, wd, eps = number(group["lr"]), number(group["weight_decay"]), number(group["eps"])
+        beta1, beta2 = (number(b) for b in group["betas"])
         bc1, bc2 = (1 - beta1**step, 1 - beta2**step) if group["bias_correction"] else (1.0, 1.0)
         decoupled = group["decoupled_weight_decay"]
         sign = -1.0 if group["maximize"] else 1.0
@@ -98,13 +111,17 @@ class Scalars(NamedTuple):
         return host.to(device, non_blocking=True)
 
 
+def _as_float64(x: float | Tensor) -> float | Tensor:
+    return x.to(torch.float64) if isinstance(x, Tensor) else x
+
+
 def adam_update(
     param: Tensor,
     grad: Tensor,
     exp_avg: Tensor,
     exp_avg_sq: Tensor,
     max_exp_avg_sq: Tensor | None,
-    scalars: Tensor,
+    scalars: Tensor | Scalars,
     plain: bool = False,
 ) -> None:
     r"""Update one parameter and its moments in place; ``grad`` is only read.
@@ -126,8 +143,8 @@ def adam_update(
         :math:`\theta`, :math:`\nabla`, :math:`m`, :math:`v`, all of one shape, dtype and device.
     max_exp_avg_sq : Tensor or None
         :math:`v_{\max}` for AMSGrad, else ``None``.
-    scalars : Tensor
-        :meth:`Scalars.to_tensor` of this step.
+    scalars : Tensor or Scalars
+        :meth:`Scalars.to_tensor` of this step, or the :class:`Scalars` themselves.
     plain : bool, default False
         ``True`` when there is no weight decay and no maximizing
         (:math:`\sigma = 1, \lambda = 0`): the terms they add are left out, three
@@ -146,7 +163,7 @@ def adam_update(
     bfloat16 ones follow ``torch.optim.Adam``'s for-loop instead (:func:`_adam_update_16`):
     the efficient form's :math:`\alpha_t m` would underflow in 16 bits.
     """
-    s = Scalars(*scalars.unbind())
+    s = scalars if isinstance(scalars, Scalars) else Scalars(*scalars.unbind())
     if param.dtype in HALF_DTYPES:
         _adam_update_16(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, s, plain)
         return
@@ -253,6 +270,10 @@ class CompiledUpdate:
     more than it saves), then :attr:`LARGE` slots compiled to share the work between
     threads. Slots left over are filled with two-element dummies (sizes 0 and 1 would be
     specialized).
+
+    The kernel reads and writes memory directly, so only tensors for which that means
+    what torch's operations mean go to it (:func:`_raw`: plain ``torch.Tensor``, dense,
+    not overlapping one another); the others are updated op by op, in order.
 
     Compilation happens once, in the constructor, on dummy tensors (if it fails, no
     parameter has changed). Steps then call the graph Inductor compiled directly, with the
@@ -365,10 +386,15 @@ class CompiledUpdate:
         """
         tensors = [*params, *exp_avgs, *exp_avg_sqs, *max_exp_avg_sqs]
         plan = (memo or {}).get(self)
-        if plan is None or not plan.fits(tensors, params):
+        if plan is None or not plan.fits(tensors):
             plan = self._plan(params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs)
             if memo is not None:
                 memo[self] = plan
+        if not all(_raw(grads[i]) and _storage(grads[i]) not in plan.storages for i in plan.compiled):
+            # A gradient the kernel cannot read as plain memory, or one over a tensor this
+            # step writes (torch's for-loop would read it updated): all op by op, in order.
+            update_eager(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, scalars, plain=self.plain)
+            return
         for i in plan.eager:  # rare (a scalar, a strided view): the same update, op by op
             vmax = max_exp_avg_sqs[i] if self.amsgrad else None
             adam_update(params[i], grads[i], exp_avgs[i], exp_avg_sqs[i], vmax, scalars, self.plain)
@@ -382,11 +408,20 @@ class CompiledUpdate:
         torch.autograd.graph.increment_version(list(params))  # the kernel wrote behind autograd's back
 
     def _plan(self, params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs) -> _Plan:
-        """Sort the parameters into small and large, and lay them out in chunks."""
+        """Sort the parameters into small, large and eager, and lay them out in chunks.
+
+        The kernel takes a parameter whose tensors are all plain (:func:`_raw`),
+        contiguous, of two elements or more. Parameters whose memory overlaps that of
+        another (or of a moment) are all updated op by op, one after the other, as
+        torch's for-loop does.
+        """
         state = [exp_avgs, exp_avg_sqs] + ([max_exp_avg_sqs] if self.amsgrad else [])
+        written = [params, *state]
         small, large, eager = [], [], []
-        for i, ts in enumerate(zip(params, *state)):
-            if ts[0].numel() < 2 or not all([t.is_contiguous() for t in ts]):
+        raw = [t for ts in written for t in ts if _raw(t)]
+        overlap = _overlapping(raw)
+        for i, ts in enumerate(zip(*written)):
+            if overlap or not all([_raw(t) and t.is_contiguous() for t in ts]) or ts[0].numel() < 2:
                 eager.append(i)
             else:
                 (small if ts[0].numel() < self.SMALL_NUMEL else large).append(i)
@@ -403,11 +438,43 @@ class CompiledUpdate:
             grad_at = [(at, slots[e[2]]) for at, e in enumerate(self._order) if e[0] == "tensor" and e[1] == 1]
             calls.append((args, [(at, i) for at, i in grad_at if i is not None]))
         tensors = [*params, *exp_avgs, *exp_avg_sqs, *max_exp_avg_sqs]
-        return _Plan(tensors, list(map(id, tensors)), _layouts(params), eager, calls)
+        kernel = [ts[i] for i in small + large for ts in written]  # the tensors the kernel writes
+        storages = {_storage(t) for t in raw if t.numel()}
+        return _Plan(tensors, list(map(id, tensors)), kernel, _layouts(kernel), eager, small + large, calls, storages)
 
 
-def _layouts(params: Tensors) -> list[tuple]:
-    return [(p.data_ptr(), p.shape, p.stride()) for p in params]
+def _raw(t: Tensor) -> bool:
+    """Whether the compiled kernel may take ``t`` as plain memory: a ``torch.Tensor`` (or
+    ``Parameter``) itself, not a subclass (a ``DTensor``, a wrapper that owns no memory, or
+    one whose operations mean something else), dense, on a real device, its values as stored.
+
+    The same rule as ``torch.optim``'s for its foreach and fused kernels; what fails it is
+    updated op by op, by the tensor's own operations.
+    """
+    return (type(t) is Tensor or type(t) is Parameter) and t.layout == torch.strided and not (
+        t.is_neg() or t.is_conj() or t.is_nested or t.is_meta
+    )
+
+
+def _storage(t: Tensor) -> int:
+    return t.untyped_storage().data_ptr()
+
+
+def _overlapping(tensors: Tensors) -> bool:
+    """Whether any two of ``tensors`` reach into the same bytes (by the span from their
+    first to their last element, so interleaved strided views count as overlapping)."""
+    spans = []
+    for t in tensors:
+        if t.numel() and not t.is_meta:
+            start = t.data_ptr()
+            last = sum((n - 1) * abs(stride) for n, stride in zip(t.shape, t.stride()))
+            spans.append((start, start + (last + 1) * t.element_size()))
+    spans.sort()
+    return any(a[1] > b[0] for a, b in zip(spans, spans[1:]))
+
+
+def _layouts(tensors: Tensors) -> list[tuple]:
+    return [(t.data_ptr(), t.shape, t.stride()) for t in tensors]
 
 
 @dataclass
@@ -416,13 +483,16 @@ class _Plan:
 
     tensors: list[Tensor]  # the parameters and moments it was made for
     ids: list[int]  # theirs (held by ``tensors``, so not reused while the plan lives)
-    layouts: list[tuple]  # the parameters' memory (``p.data`` may be replaced)
+    kernel: list[Tensor]  # those the compiled graph writes
+    layouts: list[tuple]  # their memory (``p.data`` may be replaced)
     eager: list[int]  # parameters updated op by op
+    compiled: list[int]  # parameters the compiled graph updates
     calls: list[tuple[list, list[tuple[int, int]]]]  # (the compiled graph's arguments, [(argument, parameter)] of the gradients)
+    storages: set[int]  # the memory the step writes (a gradient in it is read op by op)
 
-    def fits(self, tensors: list[Tensor], params: Tensors) -> bool:
+    def fits(self, tensors: list[Tensor]) -> bool:
         """Whether it was made for these very tensors, their memory unchanged."""
-        return list(map(id, tensors)) == self.ids and _layouts(params) == self.layouts
+        return list(map(id, tensors)) == self.ids and _layouts(self.kernel) == self.layouts
 
 
 _compiled: dict[tuple, CompiledUpdate | None] = {}
