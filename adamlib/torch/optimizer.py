@@ -117,7 +117,7 @@ class Adam(torch.optim.Optimizer):
     tensor's own operations, as torch's for-loop does. What neither can update (float8,
     expanded or conjugate-view parameters, moments unlike their parameter) raises
     ``RuntimeError`` before anything changes. Under ``torch.compile`` the step is traced
-    like torch's (see :meth:`step`).
+    like torch's (see ``step``).
 
     Examples
     --------

@@ -160,7 +160,7 @@ def adam_update(
     is already infinite (torch skips the term, as ``plain`` does).
 
     float32 and float64 parameters are updated in their own dtype, as above. float16 and
-    bfloat16 ones follow ``torch.optim.Adam``'s for-loop instead (:func:`_adam_update_16`):
+    bfloat16 ones follow ``torch.optim.Adam``'s for-loop instead (``_adam_update_16``):
     the efficient form's :math:`\alpha_t m` would underflow in 16 bits.
     """
     s = scalars if isinstance(scalars, Scalars) else Scalars(*scalars.unbind())
@@ -181,7 +181,7 @@ def adam_update(
     param.sub_(s.step_size * exp_avg / (v.sqrt() + s.eps_hat))
 
 
-#: The 16-bit dtypes whose update :func:`_adam_update_16` computes in float32.
+#: The 16-bit dtypes whose update ``_adam_update_16`` computes in float32.
 HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 
@@ -195,7 +195,7 @@ def _adam_update_16(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, s: Scalars
     :math:`d = \sqrt{v} / \sqrt{1-\beta_2^t} + \mathrm{fl}(\epsilon)` in three roundings
     (torch's ``add`` rounds its scalar, :math:`\lambda` or :math:`\epsilon`, to the dtype
     first), and :math:`\theta - \frac{\alpha}{1-\beta_1^t} m / d`; ``lerp`` and ``addcmul``
-    are single fused multiply-adds, as in torch's CPU kernels (:func:`_fma`). Each rounding
+    are single fused multiply-adds, as in torch's CPU kernels (``_fma``). Each rounding
     is an explicit round trip through the 16-bit dtype, so that NaN and infinities land
     where torch's do (with :math:`\epsilon = 10^{-8}`, lost in float16, :math:`d` is 0
     where :math:`v` underflowed); compiled, the round trips are kept by Inductor's
