@@ -362,22 +362,22 @@ class Adam(Optimizer):
             g = np.negative(g, out=a)
         if wd != 0:
             if self.decoupled_weight_decay:  # param.mul_(1 - lr * wd)
-                _to16(p, np.multiply(p, np.float32(1 - lr * wd), out=x, dtype=np.float32))
+                _round_into(p, np.multiply(p, np.float32(1 - lr * wd), out=x, dtype=np.float32))
             else:  # grad = grad.add(param, alpha=wd)
                 np.multiply(p, np.float32(np.float16(wd)), out=x, dtype=np.float32)  # exact
-                g = _to16(a, np.add(x, g, out=x, dtype=np.float32))
+                g = _round_into(a, np.add(x, g, out=x, dtype=np.float32))
         m, v = self.exp_avg[i], self.exp_avg_sq[i]
         # exp_avg.lerp_(grad, 1 - beta1): fma(c, g - m, m or g), as torch's lerp_vec
         weight = np.float32(1 - beta1)
         coeff, base = (weight, m) if weight < 0.5 else (weight - np.float32(1), g)
         np.subtract(g, m, out=x, dtype=np.float32)
         np.add(np.multiply(x, coeff, out=w, dtype=np.float64), base, out=w)  # the product is exact
-        _to16(m, _to32(x, w))
+        _round_into(m, _round_into(x, w))
         # exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2): fma((1-b2) g, g, v)
-        _to16(v, np.multiply(v, np.float32(beta2), out=x, dtype=np.float32))
+        _round_into(v, np.multiply(v, np.float32(beta2), out=x, dtype=np.float32))
         np.multiply(g, np.float32(1 - beta2), out=x, dtype=np.float32)
         np.add(np.multiply(x, g, out=w, dtype=np.float64), v, out=w)  # the product is exact
-        _to16(v, _to32(x, w))
+        _round_into(v, _round_into(x, w))
         if self.amsgrad:
             v = np.maximum(self.max_exp_avg_sq[i], v, out=self.max_exp_avg_sq[i])
         self._descend(p, m, v, bc1, bc2, a, b)
@@ -389,7 +389,7 @@ class Adam(Optimizer):
             x = self._wide[0][: p.size].reshape(p.shape)
             denom = self._denominator(v, bc2, out=b, wide=x)
             np.multiply(m, np.float32(-self.lr / bc1), out=x, dtype=np.float32)
-            _to16(p, np.add(np.divide(x, denom, out=x, dtype=np.float32), p, out=x, dtype=np.float32))
+            _round_into(p, np.add(np.divide(x, denom, out=x, dtype=np.float32), p, out=x, dtype=np.float32))
             return
         denom = self._denominator(v, bc2, out=b)
         p += np.multiply(np.divide(m, denom, out=b), -self.lr / bc1, out=b)
@@ -401,9 +401,9 @@ class Adam(Optimizer):
         if v.dtype == np.float16:
             out = np.empty_like(v) if out is None else out
             x = np.empty(v.shape, np.float32) if wide is None else wide
-            _to16(out, np.sqrt(v, out=x, dtype=np.float32))
-            _to16(out, np.divide(out, np.float32(bc2**0.5), out=x, dtype=np.float32))
-            return _to16(out, np.add(out, np.float32(np.float16(self.eps)), out=x, dtype=np.float32))
+            _round_into(out, np.sqrt(v, out=x, dtype=np.float32))
+            _round_into(out, np.divide(out, np.float32(bc2**0.5), out=x, dtype=np.float32))
+            return _round_into(out, np.add(out, np.float32(np.float16(self.eps)), out=x, dtype=np.float32))
         denom = np.sqrt(v, out=out)
         denom /= math.sqrt(bc2)
         denom += self.eps
@@ -632,14 +632,9 @@ class AdamAtan2(Adam):
         self.a, self.b = a, b
 
 
-def _to16(out: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Round ``x`` to ``out``'s float16, to nearest, ties to even, as torch rounds float32."""
-    np.copyto(out, x, casting="same_kind")
-    return out
-
-
-def _to32(out: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Round ``x`` (float64) to ``out``'s float32, as a float32 fused multiply-add rounds."""
+def _round_into(out: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Round ``x`` into ``out``'s narrower dtype (to nearest, ties to even, as torch rounds a
+    float32 result to float16 and a float64 fused multiply-add's to float32); return ``out``."""
     np.copyto(out, x, casting="same_kind")
     return out
 

@@ -132,6 +132,8 @@ def test_bad_spaces_and_samples_are_refused():
         SearchSpace(())
     with pytest.raises(ValueError, match="n must"):
         sample(ALGOPERF_ADAM, 0)
+    with pytest.raises(TypeError, match="n must be an integer"):
+        sample(ALGOPERF_ADAM, 2.5)
     with pytest.raises(ValueError, match="method"):
         sample(ALGOPERF_ADAM, 8, "latin")
     with pytest.raises(TypeError, match="space"):

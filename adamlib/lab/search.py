@@ -35,10 +35,12 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field, replace
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+
+from .. import hyperparams as hp
 
 __all__ = [
     "ALGOPERF_ADAM",
@@ -57,12 +59,6 @@ __all__ = [
 SCALES = ("linear", "log", "log1m")
 #: The ways :func:`sample` can place trials.
 METHODS = ("halton", "sobol", "random", "grid")
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_unit(name: str, value: object, *, open_low: bool = False, open_high: bool = False) -> float:
@@ -263,10 +259,10 @@ def sample(space: SearchSpace, n: int, method: str = "halton", seed: int = 0) ->
     """
     if not isinstance(space, SearchSpace):
         raise TypeError(f"space must be a SearchSpace, got {type(space).__name__}")
-    n = _check_int("n", n, 1)
+    n = hp.check_int("n", n, 1)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    seed = _check_int("seed", seed, 0)
+    seed = hp.check_int("seed", seed, 0)
     u = _unit_points(len(space.axes), n, method, seed)
     out = {a.name: a.from_unit(u[:, i]) for i, a in enumerate(space.axes)}
     for name, value in space.fixed.items():
@@ -365,10 +361,10 @@ def expected_best(
     x = np.asarray(values, dtype=float)
     if x.ndim != 1 or len(x) < 2:
         raise ValueError(f"values must be a 1-D array of at least 2 trials, got shape {x.shape}")
-    n = _check_int("n", n, 1)
-    n_boot = _check_int("n_boot", n_boot, 1)
+    n = hp.check_int("n", n, 1)
+    n_boot = hp.check_int("n_boot", n_boot, 1)
     confidence = _check_unit("confidence", confidence, open_low=True, open_high=True)
-    seed = _check_int("seed", seed, 0)
+    seed = hp.check_int("seed", seed, 0)
     bad = ~np.isfinite(x)
     if bad.any():
         if fill is None or not (isinstance(fill, Real) and math.isfinite(fill)):
@@ -423,7 +419,7 @@ def isolation(
     >>> iso["best"], iso["index"]
     (array([0.1, 0.9]), array([1, 2]))
     """
-    bins = _check_int("bins", bins, 1)
+    bins = hp.check_int("bins", bins, 1)
     if not isinstance(axis, Axis):
         raise TypeError(f"axis must be an Axis, got {type(axis).__name__}")
     u = axis.to_unit(_column(table, axis.name))
@@ -494,7 +490,7 @@ def boundary_check(
     """
     if not isinstance(space, SearchSpace):
         raise TypeError(f"space must be a SearchSpace, got {type(space).__name__}")
-    top = _check_int("top", top, 1)
+    top = hp.check_int("top", top, 1)
     edge = _check_unit("edge", edge, open_low=True, open_high=True)
     if edge >= 0.5:
         raise ValueError(f"edge must be below 0.5 (a band at each end), got {edge!r}")
