@@ -86,3 +86,11 @@ def test_nanogpt_schedule_warms_up_linearly_then_decays_by_a_cosine():
     assert nanogpt_lr(110, lr, w, d, lo) == pytest.approx(lo)
     assert nanogpt_lr(500, lr, w, d, lo) == lo
     assert all(nanogpt_lr(t, lr, 0, 100, lr) == lr for t in range(101))  # min_lr = lr: constant
+
+
+def test_adamlib_perturb_moves_every_initial_weight_by_ulps(monkeypatch):
+    plain = [p.detach().clone() for p in GPT(seed=3).parameters()]
+    monkeypatch.setenv("ADAMLIB_PERTURB", "1")
+    moved = list(GPT(seed=3).parameters())
+    for a, b in zip(plain, moved):
+        assert torch.equal(b, torch.nextafter(a, torch.full_like(a, float("inf"))))

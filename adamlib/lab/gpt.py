@@ -27,7 +27,10 @@ Initialisation is nanoGPT's: every matrix and embedding :math:`\mathcal N(0, 0.0
 two ``proj`` matrices of each block :math:`\mathcal N(0, (0.02/\sqrt{2\,n_{layer}})^2)`
 (the residual stream's variance then does not grow with depth), layer-norm gains 1; drawn
 from one ``torch.Generator`` seeded with ``seed``, in the order of ``named_parameters()``.
-No dropout: the runs here are short.
+No dropout: the runs here are short. Under ``ADAMLIB_PERTURB`` (:mod:`adamlib.lab.perturb`)
+every initial weight moves by that many ulps after it is drawn (the layer-norm gains of 1
+too), so a chapter can check that its results do not hang on rounding; the text, integer
+token ids, is not perturbed.
 
 :func:`decay_mask` marks the parameters that AdamW decays in nanoGPT's
 ``configure_optimizers`` (every tensor with at least two dimensions: the matrices and both
@@ -58,6 +61,8 @@ from numbers import Integral
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from adamlib.lab import perturb
 
 __all__ = ["GPT", "GPTConfig", "decay_mask", "nanogpt_lr"]
 
@@ -163,6 +168,10 @@ class GPT(nn.Module):
                 else:
                     std = INIT_STD / math.sqrt(2 * config.n_layer) if name.endswith("proj.weight") else INIT_STD
                     p.normal_(0.0, std, generator=g)
+            n = perturb.ulps()
+            if n:
+                for p in self.parameters():
+                    p.copy_(perturb.nudge(p, n))
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         """Logits ``(B, T, vocab)`` for token ids ``idx`` ``(B, T)``, and the mean
