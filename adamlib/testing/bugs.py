@@ -61,7 +61,7 @@ STEP_BUGS: dict[str, str] = {
     "efficient_form": (
         "eps is added to sqrt(v) before the bias corrections: this is the 'efficient' form "
         "of Kingma & Ba's section 2 (step size lr sqrt(1 - beta2^t) / (1 - beta1^t), "
-        "eps-hat added to sqrt(v_t)), also torch.optim.Adam's formula before 2019. It is "
+        "eps-hat added to sqrt(v_t)), torch.optim.Adam's formula until mid-2019. It is "
         "Algorithm 1 with eps = eps-hat / sqrt(1 - beta2^t), a larger eps in the early "
         "steps, so with eps-hat = eps it is not the Adam this exercise asks for: add eps to "
         "sqrt(v_hat), as Algorithm 1 does (the efficient form passes only with eps-hat = "

@@ -113,10 +113,11 @@ def difference(got: np.ndarray, want: np.ndarray) -> str:
 _KEEP = (" - ", " + ", " = ", " * ", " / ")
 
 
-def wrap(lines: list[str]) -> str:
-    """The report: each line wrapped to :data:`WIDTH`, continuations indented by four.
+def wrap(lines: list[str], continuation: str = "    ") -> str:
+    """The report: each line wrapped to :data:`WIDTH`, continuations indented deeper.
 
-    A line is not broken inside ``a - b``, ``a = b`` and the like (short formulas).
+    A line is not broken inside ``a - b``, ``a = b`` and the like (short formulas);
+    its continuation lines are indented by ``continuation`` more than it.
     """
     out = []
     for line in lines:
@@ -124,7 +125,7 @@ def wrap(lines: list[str]) -> str:
             indent = part[: len(part) - len(part.lstrip())]
             for op in _KEEP:
                 part = part.replace(op, op.replace(" ", "\0"))
-            text = textwrap.fill(part, WIDTH, subsequent_indent=indent + "    ",
+            text = textwrap.fill(part, WIDTH, subsequent_indent=indent + continuation,
                                  break_on_hyphens=False, break_long_words=True)
             out.append(text.replace("\0", " "))
     return "\n".join(out)
