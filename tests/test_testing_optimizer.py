@@ -226,6 +226,20 @@ class MaximizeIgnored(StudentAdam):
         super().__init__(params, lr, betas, eps, weight_decay, decoupled_weight_decay)
 
 
+class AmsgradIgnored(StudentAdam):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 decoupled_weight_decay=False, amsgrad=False):
+        super().__init__(params, lr, betas, eps, weight_decay, decoupled_weight_decay)
+
+
+class DecayWithoutLr(StudentAdam):
+    def decay(self, p, g, group, lr):
+        if group["weight_decay"] and group["decoupled_weight_decay"]:
+            p.mul_(1 - group["weight_decay"])
+            return g
+        return super().decay(p, g, group, lr)
+
+
 class StepBugAdam(StudentAdam):
     """A class whose update is written as in a step with a known bug."""
 
@@ -313,6 +327,8 @@ BUGGY = {
     LrTwice: "lr_twice",
     EpsAfterDivision: "eps_after_division",
     CorrectionsSwapped: "corrections_swapped",
+    AmsgradIgnored: "amsgrad_ignored",
+    DecayWithoutLr: "decay_without_lr",
 }
 TEXTS = {**STEP_BUGS, **OPTIMIZER_BUGS}
 
@@ -352,6 +368,10 @@ def test_adamw_class_graded_as_adam_is_caught():
 def test_torch_adam_and_adamw_themselves_pass():
     assert check_adam_optimizer(torch.optim.Adam) is None
     assert check_adam_optimizer(torch.optim.AdamW, decoupled=True) is None
+
+
+def test_every_known_optimizer_bug_has_a_written_out_class():
+    assert set(OPTIMIZER_BUGS) <= set(BUGGY.values())
 
 
 @pytest.mark.parametrize("cls", list(BUGGY), ids=lambda c: c.__name__)
