@@ -10,8 +10,8 @@ import numpy as np
 from . import report
 from .bugs import OPTIMIZER_BUGS, OPTIMIZER_STEP_BUGS, STEP_BUGS, diagnose
 from .cases import KINDS, Case, StepKind
-from .scenarios import (PARAM_NAMES, Scenario, accepted, describe, scenarios, simulate,
-                        student_kwargs, trajectory)
+from .scenarios import (PARAM_NAMES, Scenario, accepted, describe, scenarios,
+                        simulate_steps, student_kwargs, trajectory)
 
 
 def _name(fn, default: str) -> str:
@@ -279,7 +279,7 @@ def check_adam_optimizer(cls, *, decoupled: bool = False) -> None:
              + report.difference(got[step][i], want[step][i]),
              f"  (tolerance: {rtol:g} of the tensor's largest value)",
              f"Diagnosis: none, since not every scenario ran{later}." if later
-             else _diagnose_optimizer(runs, wants, tried[:len(runs)])]
+             else _diagnose_optimizer(runs, wants, tried[:len(runs)], first=k)]
     raise AssertionError(report.wrap(lines))
 
 
@@ -295,13 +295,16 @@ def _warn_untested(name: str, takes: set[str], decoupled: bool) -> None:
         warnings.warn(missing, report.NotTestedWarning, stacklevel=3)
 
 
-def _diagnose_optimizer(runs, wants, tried: list[Scenario]) -> str:
+def _diagnose_optimizer(runs, wants, tried: list[Scenario], first: int) -> str:
     texts = {**{k: STEP_BUGS[k] for k in OPTIMIZER_STEP_BUGS}, **OPTIMIZER_BUGS}
+    # The failing scenario first, step by step: most candidates are ruled out at once.
+    order = [first] + [k for k in range(len(runs)) if k != first]
 
     def fit(bugs: frozenset) -> tuple[float, bool]:
         worst, exact = 0.0, True
-        for got, want, s in zip(runs, wants, tried):
-            for gs, mos, ws in zip(got, simulate(s, bugs), want):
+        for k in order:
+            got, want, s = runs[k], wants[k], tried[k]
+            for gs, mos, ws in zip(got, simulate_steps(s, bugs), want):
                 for g, mo, w in zip(gs, mos, ws):
                     left = report.unexplained(g, mo, w, OPTIMIZER_RTOL)
                     if left > 1.0:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 
@@ -152,13 +153,17 @@ def _gradients(x: np.ndarray, y: np.ndarray, w: list[np.ndarray]) -> list[np.nda
 
 def simulate(s: Scenario, bugs: frozenset) -> list[list[np.ndarray]]:
     """The trajectory torch.optim.Adam gives (no bugs), or the one with known bugs."""
+    return list(simulate_steps(s, bugs))
+
+
+def simulate_steps(s: Scenario, bugs: frozenset) -> Iterator[list[np.ndarray]]:
+    """:func:`simulate`, one step at a time: the parameters after each step."""
     x, y, params = _data()
     n = len(params)
     zeros = [np.zeros_like(p) for p in params]
     m, v, v_max = list(zeros), list(zeros), list(zeros)
     own_steps, updates = [0] * n, 0
     step_bugs = bugs - _LOOP_SWITCHES
-    out = []
     with np.errstate(all="ignore"):
         for step in range(1, s.steps + 1):
             lr = s.lr * (0.5 ** (step - 1) if s.halve_lr and "lr_frozen" not in bugs else 1)
@@ -177,5 +182,4 @@ def simulate(s: Scenario, bugs: frozenset) -> list[list[np.ndarray]]:
                     params[i], grads[i], m[j], v[j], v_max[j], t, lr, *s.betas, s.eps,
                     s.weight_decay, decoupled=s.decoupled, amsgrad=s.amsgrad,
                     maximize=s.maximize, bugs=step_bugs)
-            out.append([p.copy() for p in params])
-    return out
+            yield [p.copy() for p in params]
