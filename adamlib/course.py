@@ -20,6 +20,7 @@ from __future__ import annotations
 import concurrent.futures
 import csv
 import json
+import os
 import pathlib
 import shutil
 import subprocess
@@ -67,21 +68,21 @@ def _otter() -> str:
     return exe
 
 
-def assign(source: str | pathlib.Path, dist: str | pathlib.Path) -> pathlib.Path:
+def assign(source: str | os.PathLike, dist: str | os.PathLike) -> os.PathLike:
     """Run ``otter assign``: the student release and the autograder of a source notebook.
 
     Parameters
     ----------
-    source : path
+    source : str or os.PathLike
         The Otter source notebook (with its solutions and tests).
-    dist : path
+    dist : str or os.PathLike
         The folder to write to: ``dist/student/`` holds the notebook to hand out,
         ``dist/autograder/`` the autograder zip.
 
     Returns
     -------
-    pathlib.Path
-        The autograder zip file.
+    os.PathLike
+        The autograder zip file (a ``pathlib.Path``).
     """
     source, dist = pathlib.Path(source), pathlib.Path(dist)
     if not source.is_file():
@@ -118,19 +119,19 @@ def _grade_one(autograder: pathlib.Path, notebook: pathlib.Path, timeout: float)
     return result
 
 
-def grade(autograder: str | pathlib.Path, submissions: str | pathlib.Path,
-          out: str | pathlib.Path, *, workers: int = 2,
+def grade(autograder: str | os.PathLike, submissions: str | os.PathLike,
+          out: str | os.PathLike, *, workers: int = 2,
           timeout: float = 600.0) -> list[Grade]:
     """Grade every ``*.ipynb`` of a folder with ``otter run``; write grades and feedback.
 
     Parameters
     ----------
-    autograder : path
+    autograder : str or os.PathLike
         The autograder zip that :func:`assign` made.
-    submissions : path
+    submissions : str or os.PathLike
         A folder of submitted notebooks, one per student (the file name, without
         ``.ipynb``, names the student).
-    out : path
+    out : str or os.PathLike
         The folder for ``grades.csv`` and ``feedback/<student>.txt``.
     workers : int, default 2
         How many submissions are graded at a time.

@@ -20,11 +20,9 @@ named in words. No message shows the reference code. Every line of a message is 
 - :func:`check_adam_optimizer`: a ``torch.optim.Optimizer`` subclass, held to
   ``torch.optim.Adam`` over a few steps of a small model (imports PyTorch when called).
 
-The package's modules: :mod:`~adamlib.testing.cases` (the cases a step is tried on),
-:mod:`~adamlib.testing.bugs` (the known bugs, their models and the diagnosis that fits
-them to a student's outputs), :mod:`~adamlib.testing.scenarios` (the optimizer
-scenarios), :mod:`~adamlib.testing.report` (comparisons and messages) and
-:mod:`~adamlib.testing.graders` (the graders).
+The package's modules: ``cases`` (the cases a step is tried on), ``bugs`` (the known bugs,
+their models and the diagnosis that fits them to a student's outputs), ``scenarios`` (the
+optimizer scenarios), ``report`` (comparisons and messages) and ``graders`` (the graders).
 
 The step graders need only NumPy. Each case draws its arrays from its own seeded generator,
 so the battery, and every message, is the same on every run.
@@ -58,10 +56,20 @@ Diagnosis: the square root is missing: the update divides by the corrected
     second moment itself instead of by its square root.
 """
 
-from .bugs import ADAMW_BUGS, AMSGRAD_BUGS, OPTIMIZER_BUGS, STEP_BUGS
+from . import bugs as _bugs
 from .cases import RTOL
 from .graders import check_adam_optimizer, check_adam_step, check_adamw_step, check_amsgrad_step
 from .report import NotTestedWarning
+
+#: The known bugs of a step, by name, with the diagnosis a student reads.
+STEP_BUGS = _bugs.STEP_BUGS
+#: The known bugs of AdamW's decoupled weight decay (graded with those of :data:`STEP_BUGS`).
+ADAMW_BUGS = _bugs.ADAMW_BUGS
+#: The known bugs of AMSGrad's running maximum (graded with those of :data:`STEP_BUGS`).
+AMSGRAD_BUGS = _bugs.AMSGRAD_BUGS
+#: The known bugs of an optimizer class that a step cannot have (the optimizer grader also
+#: knows most of :data:`STEP_BUGS`).
+OPTIMIZER_BUGS = _bugs.OPTIMIZER_BUGS
 
 __all__ = ["check_adam_step", "check_adamw_step", "check_amsgrad_step", "check_adam_optimizer",
            "STEP_BUGS", "ADAMW_BUGS", "AMSGRAD_BUGS", "OPTIMIZER_BUGS", "RTOL",
