@@ -355,7 +355,9 @@ def test_float32_results_are_held_to_float32_tolerance():
         out = adam_new_arrays(param, grad, m, v, t, lr=lr, beta1=beta1, beta2=beta2, eps=eps)
         return tuple(a.astype(np.float32) for a in out)  # float64 cases rounded to float32
 
-    assert "float64" in diagnosis(check_adam_step, float32_sloppy).splitlines()[1]
+    message = diagnosis(check_adam_step, float32_sloppy)
+    assert "float64" in message.splitlines()[1]
+    assert "only to float32 precision" in unwrap(message)
 
 
 def test_not_a_function_is_refused_by_name():
@@ -466,13 +468,21 @@ def max_replaces_v(param, grad, m, v, v_max, t, *, lr, beta1, beta2, eps):
     return param, m, v_max, v_max
 
 
+def max_of_grad_squared(param, grad, m, v, v_max, t, *, lr, beta1, beta2, eps):
+    """The maximum of past squared gradients, as Khare (2023) describes AMSGrad."""
+    m = beta1 * m + (1 - beta1) * grad
+    v = beta2 * v + (1 - beta2) * grad**2
+    v_max = np.maximum(v_max, grad**2)
+    return param - lr * (m / (1 - beta1**t)) / (np.sqrt(v_max) + eps), m, v, v_max
+
+
 @pytest.mark.parametrize("fn", [amsgrad, amsgrad_in_place], ids=lambda f: f.__name__)
 def test_correct_amsgrad_steps_pass_silently(fn):
     assert check_amsgrad_step(fn) is None
 
 
-@pytest.mark.parametrize("fn", [max_unused, max_not_kept, max_of_corrected, max_replaces_v],
-                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize("fn", [max_unused, max_not_kept, max_of_corrected, max_replaces_v,
+                                max_of_grad_squared], ids=lambda f: f.__name__)
 def test_each_amsgrad_bug_is_caught_and_named(fn):
     message = diagnosis(check_amsgrad_step, fn)
     assert message.startswith(f"{fn.__name__} is wrong on case ")

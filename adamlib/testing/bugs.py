@@ -129,6 +129,10 @@ AMSGRAD_BUGS: dict[str, str] = {
     "max_replaces_v": (
         "the second moment v is overwritten by the running maximum: v keeps its own moving "
         "average, and v_max is kept beside it"),
+    "max_of_grad_squared": (
+        "the running maximum is taken over the squared gradients g^2: AMSGrad (Reddi et "
+        "al., and torch.optim.Adam) keeps the moving average v and takes the maximum of "
+        "its values, v_max = max(v_max, v)"),
 }
 
 #: The known bugs of an optimizer class that a single step cannot have, by name, with the
@@ -193,6 +197,8 @@ VARIANTS: dict[str, list[frozenset]] = {
     "counter_from_zero": [frozenset({"t_minus_one"})],
     "counter_ahead": [frozenset({"t_plus_one"})],
     "fresh_state": [frozenset({"fresh_state", "counter_reset"})],
+    "max_of_grad_squared": [frozenset({"max_of_grad_squared"}),
+                            frozenset({"max_of_grad_squared", "max_uncorrected"})],
     "l2_instead_of_decoupled": [frozenset({"decay_as_l2"})],
     "weight_decay_ignored": [frozenset({"decay_missing"})],
 }
@@ -250,6 +256,9 @@ def _model_step(param, grad, m, v, v_max, t, lr, beta1, beta2, eps, weight_decay
         if "max_of_corrected" in bugs:
             v_max_new = np.maximum(v_max, v_new / bc2)
             bc2 = 1.0
+        elif "max_of_grad_squared" in bugs:
+            v_max_new = np.maximum(v_max, g2)
+            bc2 = 1.0 if "max_uncorrected" in bugs else bc2
         else:
             v_max_new = np.maximum(v_max, v_new)
         if "max_unused" not in bugs:
