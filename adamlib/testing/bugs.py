@@ -47,6 +47,13 @@ STEP_BUGS: dict[str, str] = {
     "corrections_swapped": (
         "the bias corrections are swapped: m is divided by 1 - beta2^t and v by "
         "1 - beta1^t; m's correction uses beta1, v's uses beta2"),
+    "corrections_power_misplaced": (
+        "the bias corrections raise the wrong thing to the power t: they are 1 - beta1^t and "
+        "1 - beta2^t, not (1 - beta1)^t and (1 - beta2)^t"),
+    "corrections_without_t": (
+        "the bias corrections leave out the step number: they are 1 - beta1^t and "
+        "1 - beta2^t, which change at every step, not the constants 1 - beta1 and "
+        "1 - beta2"),
     "t_plus_one": (
         "the step number is off by one: the bias corrections use t + 1 where they should "
         "use t (t counts from 1: the first step has t = 1)"),
@@ -197,6 +204,11 @@ VARIANTS: dict[str, list[frozenset]] = {
     "counter_from_zero": [frozenset({"t_minus_one"})],
     "counter_ahead": [frozenset({"t_plus_one"})],
     "fresh_state": [frozenset({"fresh_state", "counter_reset"})],
+    "corrections_power_misplaced": [frozenset(s) for s in (
+        {"power_misplaced_m", "power_misplaced_v"}, {"power_misplaced_m"},
+        {"power_misplaced_v"})],
+    "corrections_without_t": [frozenset(s) for s in (
+        {"without_t_m", "without_t_v"}, {"without_t_m"}, {"without_t_v"})],
     "max_of_grad_squared": [frozenset({"max_of_grad_squared"}),
                             frozenset({"max_of_grad_squared", "max_uncorrected"})],
     "l2_instead_of_decoupled": [frozenset({"decay_as_l2"})],
@@ -245,6 +257,14 @@ def _model_step(param, grad, m, v, v_max, t, lr, beta1, beta2, eps, weight_decay
     else:
         m_new, v_new = beta1 * m + (1 - beta1) * g, beta2 * v + (1 - beta2) * g2
     bc1, bc2 = 1 - beta1**t, 1 - beta2**t
+    if "power_misplaced_m" in bugs:
+        bc1 = (1 - beta1) ** t
+    if "power_misplaced_v" in bugs:
+        bc2 = (1 - beta2) ** t
+    if "without_t_m" in bugs:
+        bc1 = 1 - beta1
+    if "without_t_v" in bugs:
+        bc2 = 1 - beta2
     if "corrections_swapped" in bugs:
         bc1, bc2 = bc2, bc1
     if bugs & {"no_bias_correction", "no_m_correction"}:

@@ -137,11 +137,14 @@ class StepKind:
         return out + (opt.max_exp_avg_sq[0],) if self.amsgrad else out
 
     def model(self, a: dict[str, np.ndarray], case: Case, bugs: frozenset):
-        """The outputs of the step with known bugs switched on, in float64."""
-        a = {k: x.astype(np.float64) for k, x in a.items()}
-        out = model_step(a["param"], a["grad"], a["m"], a["v"], a["v_max"], case.t,
-                         case.lr, case.beta1, case.beta2, case.eps, case.weight_decay,
-                         decoupled=True, amsgrad=self.amsgrad, bugs=bugs)
+        """The outputs of the step with known bugs switched on, computed in the case's
+        dtype as a student's NumPy code would (Python floats as hyperparameters, so a
+        float32 case overflows and underflows where a float32 step does), as float64."""
+        with np.errstate(all="ignore"):
+            out = model_step(a["param"], a["grad"], a["m"], a["v"], a["v_max"], case.t,
+                             case.lr, case.beta1, case.beta2, case.eps, case.weight_decay,
+                             decoupled=True, amsgrad=self.amsgrad, bugs=bugs)
+        out = tuple(np.asarray(x, dtype=np.float64) for x in out)
         return out if self.amsgrad else out[:3]
 
 
