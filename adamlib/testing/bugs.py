@@ -96,6 +96,10 @@ STEP_BUGS: dict[str, str] = {
         "the learning rate is applied twice (the step is scaled by lr^2): multiply by lr "
         "once"),
     "ascent": "the update has the wrong sign: Adam subtracts its step from the parameter",
+    "update_before_moments": (
+        "the parameter is updated with the moments from before this step (m and v are "
+        "updated after the parameter): update m and v with the new gradient first, then "
+        "the parameter with them"),
     "stale_moments": (
         "the moments returned are the ones from before the update: return the new m and v "
         "(the parameter itself is right)"),
@@ -204,6 +208,7 @@ VARIANTS: dict[str, list[frozenset]] = {
     "counter_from_zero": [frozenset({"t_minus_one"})],
     "counter_ahead": [frozenset({"t_plus_one"})],
     "fresh_state": [frozenset({"fresh_state", "counter_reset"})],
+    "eps_inside_sqrt": [frozenset({"eps_inside_sqrt"}), frozenset({"eps2_inside_sqrt"})],
     "corrections_power_misplaced": [frozenset(s) for s in (
         {"power_misplaced_m", "power_misplaced_v"}, {"power_misplaced_m"},
         {"power_misplaced_v"})],
@@ -284,8 +289,12 @@ def _model_step(param, grad, m, v, v_max, t, lr, beta1, beta2, eps, weight_decay
         if "max_unused" not in bugs:
             second = v_max_new
     m_hat, v_hat = m_new / bc1, second / bc2
+    if "update_before_moments" in bugs:
+        m_hat, v_hat = m / bc1, v / bc2
     if "eps_inside_sqrt" in bugs:
         step = step_lr * m_hat / np.sqrt(v_hat + eps)
+    elif "eps2_inside_sqrt" in bugs:
+        step = step_lr * m_hat / np.sqrt(v_hat + eps * eps)
     elif "no_sqrt" in bugs:
         step = step_lr * m_hat / (v_hat + eps)
     elif "efficient_form" in bugs:
