@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from adamlib.testing import (  # noqa: E402
-    OPTIMIZER_BUGS, STEP_BUGS, NotTestedWarning, check_adam_optimizer,
+    AMSGRAD_BUGS, OPTIMIZER_BUGS, STEP_BUGS, NotTestedWarning, check_adam_optimizer,
 )
 
 
@@ -240,6 +240,52 @@ class DecayWithoutLr(StudentAdam):
         return super().decay(p, g, group, lr)
 
 
+class AmsgradAdam(StudentAdam):
+    """Takes amsgrad; its running maximum is written by a method that subclasses break."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 decoupled_weight_decay=False, amsgrad=False):
+        super().__init__(params, lr, betas, eps, weight_decay, decoupled_weight_decay)
+        for group in self.param_groups:
+            group["amsgrad"] = amsgrad
+
+    def second_moment(self, s, g, t, b2):
+        if "v_max" not in s:
+            s["v_max"] = torch.zeros_like(s["v"])
+        torch.maximum(s["v_max"], s["v"], out=s["v_max"])
+        return s["v_max"] / (1 - b2**t)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                s = self.state_of(p)
+                t = self.count(s)
+                g = self.decay(p, p.grad, group, group["lr"])
+                s["m"].mul_(b1).add_(g, alpha=1 - b1)
+                s["v"].mul_(b2).addcmul_(g, g, value=1 - b2)
+                v_hat = (self.second_moment(s, g, t, b2) if group["amsgrad"]
+                         else s["v"] / (1 - b2**t))
+                p.sub_(group["lr"] * (s["m"] / (1 - b1**t)) / (v_hat.sqrt() + group["eps"]))
+
+
+class MaxOfCorrected(AmsgradAdam):
+    def second_moment(self, s, g, t, b2):
+        s.setdefault("v_max", torch.zeros_like(s["v"]))
+        torch.maximum(s["v_max"], s["v"] / (1 - b2**t), out=s["v_max"])
+        return s["v_max"]
+
+
+class MaxOfGradSquared(AmsgradAdam):
+    def second_moment(self, s, g, t, b2):
+        s.setdefault("v_max", torch.zeros_like(s["v"]))
+        torch.maximum(s["v_max"], g * g, out=s["v_max"])
+        return s["v_max"] / (1 - b2**t)
+
+
 class StepBugAdam(StudentAdam):
     """A class whose update is written as in a step with a known bug."""
 
@@ -329,8 +375,10 @@ BUGGY = {
     CorrectionsSwapped: "corrections_swapped",
     AmsgradIgnored: "amsgrad_ignored",
     DecayWithoutLr: "decay_without_lr",
+    MaxOfCorrected: "max_of_corrected",
+    MaxOfGradSquared: "max_of_grad_squared",
 }
-TEXTS = {**STEP_BUGS, **OPTIMIZER_BUGS}
+TEXTS = {**STEP_BUGS, **OPTIMIZER_BUGS, **AMSGRAD_BUGS}
 
 
 def unwrap(message):
@@ -345,10 +393,33 @@ def unwrap(message):
     return "\n".join(" ".join(parts) for _, parts in out)
 
 
-def test_correct_class_passes_silently():
+@pytest.mark.parametrize("cls", [StudentAdam, AmsgradAdam])
+def test_correct_class_passes_silently(cls):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert check_adam_optimizer(StudentAdam) is None
+        assert check_adam_optimizer(cls) is None
+
+
+def test_a_class_that_does_not_skip_missing_gradients_gets_a_hint():
+    class NoSkip(StepBugAdam):
+        def update(self, p, g, s, t, lr, b1, b2, eps):
+            s["m"].mul_(b1).add_(g, alpha=1 - b1)  # g may be None
+            s["v"].mul_(b2).addcmul_(g, g, value=1 - b2)
+            p.sub_(lr * (s["m"] / (1 - b1**t)) / ((s["v"] / (1 - b2**t)).sqrt() + eps))
+
+        @torch.no_grad()
+        def step(self, closure=None):
+            for group in self.param_groups:
+                b1, b2 = group["betas"]
+                for p in group["params"]:  # no check that p.grad is not None
+                    s = self.state_of(p)
+                    self.update(p, p.grad, s, self.count(s), group["lr"], b1, b2,
+                                group["eps"])
+
+    message = str(pytest.raises(AssertionError, check_adam_optimizer, NoSkip).value)
+    assert message.startswith("NoSkip raised TypeError")
+    assert "in scenario 2 of 6" in message
+    assert "(their .grad is None): skip them" in message.replace("\n    ", " ")
 
 
 def test_a_class_without_weight_decay_passes_with_a_warning_that_says_so():
@@ -460,7 +531,7 @@ def test_the_bug_models_tell_the_bugs_apart_and_the_plain_model_is_torch():
     right only if without bugs the model is torch.optim.Adam, and no bug's model explains
     another's trajectories."""
     from adamlib.testing import report
-    from adamlib.testing.bugs import OPTIMIZER_STEP_BUGS, variants
+    from adamlib.testing.bugs import OPTIMIZER_AMSGRAD_BUGS, OPTIMIZER_STEP_BUGS, variants
     from adamlib.testing.scenarios import scenarios, simulate, trajectory
 
     tried = scenarios({"weight_decay", "decoupled_weight_decay", "amsgrad", "maximize"},
@@ -470,7 +541,7 @@ def test_the_bug_models_tell_the_bugs_apart_and_the_plain_model_is_torch():
     for s, ref in zip(tried, refs):
         assert all(report.close(a, b, 1e-12) for xs, ys in zip(simulate(s, frozenset()), ref)
                    for a, b in zip(xs, ys))
-    names = [*OPTIMIZER_STEP_BUGS, *OPTIMIZER_BUGS]
+    names = [*OPTIMIZER_STEP_BUGS, *OPTIMIZER_BUGS, *OPTIMIZER_AMSGRAD_BUGS]
     runs = {k: [[simulate(s, sw) for s in tried] for sw in variants(k)] for k in names}
 
     def explains(model, run):

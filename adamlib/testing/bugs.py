@@ -197,6 +197,10 @@ OPTIMIZER_BUGS: dict[str, str] = {
 OPTIMIZER_STEP_BUGS = tuple(k for k in STEP_BUGS if k not in {
     "stale_moments", "t_plus_one", "t_minus_one", "fresh_state"})
 
+#: AMSGrad's bugs the optimizer grader also looks for, when the class takes ``amsgrad``
+#: (its "max_unused" and "max_not_kept" are, for a class, ``amsgrad_ignored``).
+OPTIMIZER_AMSGRAD_BUGS = ("max_of_corrected", "max_replaces_v", "max_of_grad_squared")
+
 #: Each bug's variants (sets of model switches); a bug not listed has one, its own name.
 VARIANTS: dict[str, list[frozenset]] = {
     "corrected_moments_returned": [frozenset(s) for s in (

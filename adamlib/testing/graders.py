@@ -8,7 +8,8 @@ from typing import Callable
 import numpy as np
 
 from . import report
-from .bugs import OPTIMIZER_BUGS, OPTIMIZER_STEP_BUGS, STEP_BUGS, diagnose
+from .bugs import (AMSGRAD_BUGS, OPTIMIZER_AMSGRAD_BUGS, OPTIMIZER_BUGS, OPTIMIZER_STEP_BUGS,
+                   STEP_BUGS, diagnose)
 from .cases import KINDS, Case, StepKind
 from .scenarios import (PARAM_NAMES, Scenario, accepted, describe, scenarios,
                         simulate_steps, student_kwargs, trajectory)
@@ -313,7 +314,8 @@ def _warn_untested(name: str, takes: set[str], decoupled: bool) -> None:
 
 
 def _diagnose_optimizer(runs, wants, tried: list[Scenario], first: int) -> str:
-    texts = {**{k: STEP_BUGS[k] for k in OPTIMIZER_STEP_BUGS}, **OPTIMIZER_BUGS}
+    texts = {**{k: STEP_BUGS[k] for k in OPTIMIZER_STEP_BUGS}, **OPTIMIZER_BUGS,
+             **{k: AMSGRAD_BUGS[k] for k in OPTIMIZER_AMSGRAD_BUGS}}
     # The failing scenario first, step by step: most candidates are ruled out at once.
     order = [first] + [k for k in range(len(runs)) if k != first]
 

@@ -157,4 +157,7 @@ def hint_for(exc: BaseException) -> str:
                 "forbids on tensors that require grad: decorate step with "
                 "@torch.no_grad() (as torch.optim.Adam does), or update the "
                 "parameters inside `with torch.no_grad():`.")
+    if "NoneType" in text:
+        return ("Hint: on some steps some parameters have no gradient (their .grad is "
+                "None): skip them, as torch.optim.Adam does.")
     return ""
