@@ -425,7 +425,7 @@
   function trajectoryWidget(root) {
     const kind = root.dataset.problem || "bowl";
     const setups = {
-      bowl: { lr: -1, sgd: -1, steps: 60, title: "Adam, gradient descent "
+      bowl: { lr: -1, sgd: -1.3, steps: 60, title: "Adam, gradient descent "
         + "and momentum on an ill-conditioned bowl" },
       rosenbrock: { lr: -1.3, sgd: -3, steps: 300, title: "Adam, gradient "
         + "descent and momentum in Rosenbrock's valley" },
@@ -435,7 +435,7 @@
       ["lr", "Adam lr", -3, 0, 0.05, s.lr, logFmt],
       ["beta1", "β₁", 0, 0.99, 0.01, 0.9, fixed(2)],
       ["beta2", "β₂", 0.5, 0.9999, 0.0001, 0.999, fixed(4)],
-      ["sgd", "SGD lr", -4, 0, 0.05, s.sgd, logFmt],
+      ["sgd", "GD, momentum lr", -4, 0, 0.05, s.sgd, logFmt],
       ["mu", "momentum μ", 0, 0.99, 0.01, 0.9, fixed(2)],
       ["steps", "steps", 10, 1000, 10, s.steps, fixed(0)],
     ];
