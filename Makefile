@@ -10,7 +10,7 @@ BOOK   := $(BIN)/jupyter-book build . -W -n --keep-going
 # No progress bars in executed notebooks (adamlib.lab.population shows one interactively).
 export ADAMLIB_PROGRESS=0
 
-.PHONY: book book-fresh test test-lib test-notebooks test-book benchmark clean
+.PHONY: book book-fresh test test-lib test-notebooks test-book test-pages benchmark clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,10 +31,10 @@ book-fresh: $(STAMP)
 	$(BOOK) --config _build/_config_fresh.yml
 	@echo "Book built with every notebook re-executed: _build/html/index.html"
 
-test: test-lib test-notebooks test-book
+test: test-lib test-notebooks test-book test-pages
 
 test-lib: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --doctest-modules tests adamlib
+	$(BIN)/python -m pytest -n 2 --doctest-modules --ignore=tests/browser tests adamlib
 
 test-notebooks: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile --nbval book
@@ -44,6 +44,12 @@ test-notebooks: $(STAMP)
 test-book: $(STAMP)
 	rm -rf _build/html
 	$(BOOK)
+
+# the built pages in headless Chromium, offline: every page loads without a console
+# error, and the interactive figures answer the keyboard (screenshots: _build/screenshots)
+test-pages: $(STAMP)
+	test -f _build/html/index.html || $(MAKE) test-book
+	$(BIN)/python -m pytest -p no:cacheprovider tests/browser
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/numpy_step.py
