@@ -25,8 +25,7 @@ and stop once :math:`\bar L_t` exceeds a few times (``stop_factor``, fastai's is
 lowest value so far. :func:`lr_range_test` is that variant; :func:`suggest` turns its
 curve into one rate: ``"steepest"`` takes the rate where :math:`\bar L` falls fastest per
 unit of :math:`\log\alpha` (before its minimum), ``"min/10"`` takes a tenth of the rate at
-the minimum, and ``"valley"`` (:func:`valley`, fastai's default suggestion since version
-2.4) takes the rate halfway along the longest descending stretch of the curve. fastai
+the minimum, and ``"valley"`` (:func:`valley`, the default suggestion of fastai's ``lr_find``) takes the rate halfway along the longest descending stretch of the curve. fastai
 smooths with :math:`\beta = 0.98`; this module's default is 0.9 (a test of 100 to 150
 steps averages over about 10 of them instead of 50).
 
