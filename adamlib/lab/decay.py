@@ -389,7 +389,7 @@ def warmup_cosine_rates(peak: float, steps: int, *, warmup: int, min_lr: float,
 def normalized_weight_decay(normalized: float, batch_size: int, n_train: int, epochs: float) -> float:
     r"""Loshchilov & Hutter's normalized weight decay: :math:`\lambda = \lambda_{\text{norm}}\sqrt{b/(BT)}`.
 
-    The best :math:`\lambda` depends on how long training lasts; their Appendix B.1 proposes to
+    The best :math:`\lambda` depends on how long training lasts; the same paper proposes to
     tune :math:`\lambda_{\text{norm}}` instead, with :math:`b` the batch size, :math:`B` the
     number of training points and :math:`T` the number of epochs, so that :math:`BT/b` is the
     number of steps and :math:`\lambda` falls as the square root of it. (Wang & Aitchison's
