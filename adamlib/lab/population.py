@@ -65,7 +65,7 @@ import numpy as np
 import torch
 
 from adamlib import hyperparams as hp
-from adamlib.lab import schedules, tasks
+from adamlib.lab import perturb, schedules, tasks
 
 __all__ = ["Population", "grid", "retune", "train_population"]
 
@@ -189,9 +189,17 @@ def _rates(schedule: str | None, lr: float, steps: int, options: tuple) -> np.nd
     return schedules.trace(schedule, lr, steps, **dict(options))
 
 
-@lru_cache(maxsize=1024)
 def _initial(hidden: int, seed: int) -> torch.Tensor:
-    """The parameters of ``tasks.mlp(hidden, seed)``, flattened into one row (float64, exact)."""
+    """The parameters of ``tasks.mlp(hidden, seed)``, flattened into one row (float64, exact).
+
+    Cached per ``ADAMLIB_PERTURB`` too (:mod:`adamlib.lab.perturb`): ``tasks.mlp`` honours it.
+    """
+    return _initial_cached(hidden, seed, perturb.ulps())
+
+
+@lru_cache(maxsize=1024)
+def _initial_cached(hidden: int, seed: int, ulps: int) -> torch.Tensor:
+    """:func:`_initial`; ``ulps`` (what ``tasks.mlp`` reads from the environment) keys the cache."""
     return torch.cat([p.detach().reshape(-1).double() for p in tasks.mlp(hidden, seed).parameters()])
 
 

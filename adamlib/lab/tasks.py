@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from adamlib.lab import perturb
+
 
 @dataclass(frozen=True)
 class DigitsSplit:
@@ -56,6 +58,8 @@ def digits_split(val_fraction: float = 0.3, seed: int = 0) -> DigitsSplit:
     """Load the digits (1,797 images), shuffle with ``seed``, split, and standardize.
 
     Features are standardized with the training set's mean and standard deviation only.
+    Under ``ADAMLIB_PERTURB`` every non-zero feature moves by that many float32 ulps
+    (:mod:`adamlib.lab.perturb`).
     """
     from sklearn.datasets import load_digits
 
@@ -65,16 +69,26 @@ def digits_split(val_fraction: float = 0.3, seed: int = 0) -> DigitsSplit:
     val, tr = order[:n_val], order[n_val:]
     mean, std = X[tr].mean(axis=0), X[tr].std(axis=0) + 1e-8
     X = (X - mean) / std
-    as_x = lambda idx: torch.tensor(X[idx], dtype=torch.float32)  # noqa: E731
+    as_x = lambda idx: perturb.nudge(torch.tensor(X[idx], dtype=torch.float32))  # noqa: E731
     as_y = lambda idx: torch.tensor(y[idx], dtype=torch.long)  # noqa: E731
     return DigitsSplit(as_x(tr), as_y(tr), as_x(val), as_y(val))
 
 
 def mlp(hidden: int = 64, seed: int = 0) -> nn.Sequential:
-    """A 64 -> ``hidden`` -> 10 ReLU network, initialized from ``seed``."""
+    """A 64 -> ``hidden`` -> 10 ReLU network, initialized from ``seed``.
+
+    Under ``ADAMLIB_PERTURB`` every non-zero initial weight and bias moves by that many ulps
+    (:mod:`adamlib.lab.perturb`).
+    """
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        return nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10))
+        net = nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10))
+    n = perturb.ulps()
+    if n:
+        with torch.no_grad():
+            for p in net.parameters():
+                p.copy_(perturb.nudge(p, n))
+    return net
 
 
 @dataclass(frozen=True)
