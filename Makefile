@@ -1,5 +1,6 @@
 # Two commands: `make book` builds the book, `make test` runs every test
-# (`make book-fresh` rebuilds the book re-executing every notebook).
+# (`make book-fresh` rebuilds the book re-executing every notebook; `make lab` opens the
+# chapters in JupyterLab).
 # Both create .venv from requirements.txt first, and again whenever it is stale.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -10,7 +11,7 @@ BOOK   := $(BIN)/jupyter-book build . -W -n --keep-going
 # No progress bars in executed notebooks (adamlib.lab.population shows one interactively).
 export ADAMLIB_PROGRESS=0
 
-.PHONY: book book-fresh test test-lib test-notebooks test-book benchmark clean
+.PHONY: book book-fresh lab test test-lib test-notebooks test-notebooks-perturbed test-book benchmark clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,13 +32,28 @@ book-fresh: $(STAMP)
 	$(BOOK) --config _build/_config_fresh.yml
 	@echo "Book built with every notebook re-executed: _build/html/index.html"
 
-test: test-lib test-notebooks test-book
+# `lab` opens the chapters in JupyterLab from .venv, progress bars on (they are off in the
+# executed notebooks). Options go in LAB_OPTS, e.g. `make lab LAB_OPTS="--no-browser --port=8890"`.
+# (Jupyter refuses root unless told: containers and CI run as root.)
+LAB_OPTS ?=
+lab: $(STAMP)
+	ADAMLIB_PROGRESS=1 $(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" \
+		--LabApp.default_url=/lab/tree/book/index.ipynb \
+		$(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_OPTS)
+
+test: test-lib test-notebooks test-notebooks-perturbed test-book
 
 test-lib: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --doctest-modules tests adamlib
 
 test-notebooks: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile --nbval book
+
+# Every chapter again, its inputs (initial weights, data) moved by one ulp
+# (ADAMLIB_PERTURB, adamlib/lab/perturb.py), against the same stored outputs: what this
+# changes, another machine's rounding can change (README, "Reproducibility across machines").
+test-notebooks-perturbed: $(STAMP)
+	ADAMLIB_PERTURB=1 $(BIN)/python -m pytest -n 2 --dist loadfile --nbval book
 
 # strict nbval has re-executed every notebook and compared its outputs; the build
 # renders those stored outputs and checks the pages (references, roles, glue).

@@ -187,3 +187,15 @@ def test_population_starts_from_the_perturbed_mlp_and_switches_back(monkeypatch)
     assert torch.equal(start("0"), plain)
     monkeypatch.setenv(perturb.ENV, "0")
     assert torch.equal(plain[0], flat(0))
+
+
+def test_notebook_kernels_inherit_the_setting(monkeypatch):
+    """`make test-notebooks-perturbed` sets it for pytest: nbval's kernels must see it too."""
+    import nbclient
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell("from adamlib.lab import perturb\nprint(perturb.ulps())"))
+    monkeypatch.setenv(perturb.ENV, "1")
+    nbclient.NotebookClient(nb, timeout=60, kernel_name="python3").execute()
+    assert nb.cells[0].outputs[0]["text"] == "1\n"
