@@ -11,7 +11,7 @@ BOOK   := $(BIN)/jupyter-book build . -W -n --keep-going
 # No progress bars in executed notebooks (adamlib.lab.population shows one interactively).
 export ADAMLIB_PROGRESS=0
 
-.PHONY: book book-fresh lab test test-lib test-notebooks test-notebooks-perturbed test-book benchmark clean
+.PHONY: book book-fresh lab test test-lib test-notebooks test-notebooks-perturbed test-book test-pages benchmark clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,10 +41,10 @@ lab: $(STAMP)
 		--LabApp.default_url=/lab/tree/book/index.ipynb \
 		$(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_OPTS)
 
-test: test-lib test-notebooks test-notebooks-perturbed test-book
+test: test-lib test-notebooks test-notebooks-perturbed test-book test-pages
 
 test-lib: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --doctest-modules tests adamlib
+	$(BIN)/python -m pytest -n 2 --doctest-modules --ignore=tests/browser tests adamlib
 
 test-notebooks: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile --nbval book
@@ -60,6 +60,12 @@ test-notebooks-perturbed: $(STAMP)
 test-book: $(STAMP)
 	rm -rf _build/html
 	$(BOOK)
+
+# the built pages in headless Chromium, offline: every page loads without a console
+# error, and the interactive figures answer the keyboard (screenshots: _build/screenshots)
+test-pages: $(STAMP)
+	test -f _build/html/index.html || $(MAKE) test-book
+	$(BIN)/python -m pytest -p no:cacheprovider tests/browser
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/numpy_step.py

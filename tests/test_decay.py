@@ -18,10 +18,12 @@ from adamlib.lab import schedules
 from adamlib.lab.decay import (
     best_decay,
     equilibrium_rms,
+    normalized_weight_decay,
     parameter_groups,
     retention,
     timescale,
     torch_weight_decay,
+    warmup_cosine_rates,
 )
 
 rates = st.floats(1e-5, 1.0)
@@ -169,6 +171,15 @@ def test_torch_weight_decay_broadcasts():
         (lambda: retention(1e-3, -0.1, steps=3), "weight_decay"),
         (lambda: torch_weight_decay(-1.0, 1e-3), "paper_weight_decay"),
         (lambda: torch_weight_decay(1e-4, 0.0), "lr"),
+        (lambda: warmup_cosine_rates(0.0, 10, warmup=2, min_lr=0.0), "peak"),
+        (lambda: warmup_cosine_rates(1.0, 0, warmup=2, min_lr=0.0), "steps"),
+        (lambda: warmup_cosine_rates(1.0, 10, warmup=-1, min_lr=0.0), "warmup"),
+        (lambda: warmup_cosine_rates(1.0, 10, warmup=2, min_lr=2.0), "min_lr"),
+        (lambda: warmup_cosine_rates(1.0, 10, warmup=5, min_lr=0.1, decay_steps=5), "decay_steps"),
+        (lambda: normalized_weight_decay(-1.0, 32, 100, 1.0), "weight_decay"),
+        (lambda: normalized_weight_decay(0.1, 0, 100, 1.0), "batch_size"),
+        (lambda: normalized_weight_decay(0.1, 32, 1.5, 1.0), "n_train"),
+        (lambda: normalized_weight_decay(0.1, 32, 100, 0.0), "epochs"),
     ],
 )
 def test_bad_input_names_the_argument(call, name):
@@ -253,3 +264,40 @@ def test_parameter_groups_leave_the_vectors_undecayed(make):
 def test_parameter_groups_bad_input(params, wd, error, name):
     with pytest.raises(error, match=name):
         parameter_groups(params, wd)
+
+
+def nanogpt_get_lr(it, learning_rate, warmup_iters, lr_decay_iters, min_lr):
+    """nanoGPT's train.py get_lr, transcribed."""
+    if it < warmup_iters:
+        return learning_rate * (it + 1) / (warmup_iters + 1)
+    if it > lr_decay_iters:
+        return min_lr
+    decay_ratio = (it - warmup_iters) / (lr_decay_iters - warmup_iters)
+    coeff = 0.5 * (1.0 + math.cos(math.pi * decay_ratio))
+    return min_lr + coeff * (learning_rate - min_lr)
+
+
+@given(peak=st.floats(1e-5, 1.0), floor=st.floats(0.0, 1.0), warmup=st.integers(0, 20),
+       length=st.integers(1, 40), extra=st.integers(0, 20))
+def test_warmup_cosine_rates_is_nanogpts_get_lr(peak, floor, warmup, length, extra):
+    decay_steps = warmup + length
+    steps = decay_steps + extra
+    rates = warmup_cosine_rates(peak, steps, warmup=warmup, min_lr=floor * peak, decay_steps=decay_steps)
+    expected = [nanogpt_get_lr(i, peak, warmup, decay_steps, floor * peak) for i in range(steps)]
+    np.testing.assert_allclose(rates, expected, rtol=1e-12, atol=1e-300)
+    assert rates.max() <= peak * (1 + 1e-12) and rates.min() >= 0
+
+
+def test_nanogpt_decay_under_its_schedule():
+    rates = warmup_cosine_rates(6e-4, 600_000, warmup=2000, min_lr=6e-5)
+    assert rates[1999] == pytest.approx(6e-4 * 2000 / 2001) and rates[-1] == pytest.approx(6e-5)
+    # the total decay is the sum of lr_t * wd: about 20 timescales, not 600k / 16.7k = 36
+    assert -np.log(retention(rates, 0.1)[-1]) == pytest.approx(0.1 * rates.sum(), rel=1e-3)
+    assert 19 < 0.1 * rates.sum() < 21
+
+
+@given(norm=st.floats(1e-4, 1.0), b=st.integers(1, 512), n=st.integers(1, 10**6), epochs=st.floats(0.1, 1e3))
+def test_normalized_weight_decay_falls_as_the_root_of_the_steps(norm, b, n, epochs):
+    lam = normalized_weight_decay(norm, b, n, epochs)
+    assert lam == pytest.approx(norm * math.sqrt(b / (n * epochs)), rel=1e-12)
+    assert normalized_weight_decay(norm, b, n, 4 * epochs) == pytest.approx(lam / 2, rel=1e-12)

@@ -129,7 +129,7 @@ def test_suggest_rejects_bad_curves(args, match):
     with pytest.raises(ValueError, match=match):
         lr_finder.suggest(*args)
     with pytest.raises(ValueError, match="method"):
-        lr_finder.suggest(np.array([1e-3, 1e-2, 1e-1]), np.array([1.0, 0.5, 0.4]), "valley")
+        lr_finder.suggest(np.array([1e-3, 1e-2, 1e-1]), np.array([1.0, 0.5, 0.4]), "median")
 
 
 @given(end=st.floats(1e-6, 10.0), steps=st.integers(2, 500))
@@ -176,3 +176,39 @@ def test_accuracy_range_test_rejects_bad_input_before_training(data):
     for p, q in zip(model.parameters(), before):
         assert torch.equal(p, q)
     assert opt.param_groups[0]["lr"] == 1e-3
+
+
+def _valley_by_loops(lr, loss):
+    """fastai's valley rule, as its loops state it (callback/schedule.py), for comparison."""
+    n = len(loss)
+    lds, end, start = [1] * n, 0, 0
+    for i in range(1, n):
+        for j in range(i):
+            if loss[i] < loss[j] and lds[i] < lds[j] + 1:
+                lds[i] = lds[j] + 1
+            if lds[end] < lds[i]:
+                end = i
+                start = end - lds[end]
+    third = (end - start) / 3
+    return lr[start + int(third) + int(third / 2)]
+
+
+@given(loss=st.lists(st.floats(0, 10), min_size=3, max_size=60))
+def test_valley_follows_fastai_rule(loss):
+    loss = np.array(loss)
+    lr = 10.0 ** np.linspace(-6, 1, len(loss))
+    assert lr_finder.valley(lr, loss) == _valley_by_loops(lr, loss)
+
+
+def test_valley_sits_halfway_down_a_long_descent():
+    lr = 10.0 ** np.linspace(-6, 1, 71)
+    x = np.log10(lr)
+    loss = np.where(x < -1, 2 - 0.5 * (x + 6), 0.5 + (x + 1) ** 2)  # falls from 1e-6 to 1e-1
+    assert 0.5 < lr_finder.valley(lr, loss) / 10**-3.5 < 2
+    # through suggest: the first tenth and the last five points are dropped first
+    assert lr_finder.suggest(lr, loss, "valley") == lr_finder.valley(lr[7:66], loss[7:66])
+
+
+def test_valley_rejects_bad_input():
+    with pytest.raises(ValueError, match="lr and smoothed"):
+        lr_finder.valley(np.ones(2), np.ones(2))

@@ -20,7 +20,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 MAX_LINE = 79
 HIDDEN = {"remove-cell", "remove-input"}  # cells whose code the page does not show
-NOT_CHAPTERS = {"book/index", "book/api", "book/bibliography"}
+NOT_CHAPTERS = {"book/index", "book/api", "book/bibliography", "book/instructors"}
 SOURCE_ARTICLE = "khare2023adam"
 
 NOTEBOOKS = sorted(

@@ -224,6 +224,28 @@ def test_gamma_of_a_monotone_maximum_with_decaying_steps_is_never_negative():
     assert np.any(online.gamma(online.run(c, "adam_paper", lr=0.1, beta1=0.9, beta2=0.9)) < 0)
 
 
+@given(seed=st.integers(0, 2**32 - 1), beta1=st.sampled_from([0.0, 0.5, 0.9]))
+def test_adamnc_divides_by_the_mean_of_all_squared_gradients(seed, beta1):
+    g = np.random.default_rng(seed).standard_normal(40) * 10.0
+    traj = online.run(g, "adamnc_paper", lr=0.1, beta1=beta1, beta2=0.3, bounds=None)
+    t = np.arange(1, 41)
+    np.testing.assert_allclose(traj.vhat, np.cumsum(g**2) / t, rtol=1e-12)
+    m = np.zeros(())
+    x = [1.0]
+    for s, g_s in enumerate(g, start=1):  # the update written out by hand
+        m = beta1 * m + (1 - beta1) * g_s
+        x.append(x[-1] - 0.1 / np.sqrt(s) * m / np.sqrt(np.mean(g[:s] ** 2)))
+    np.testing.assert_allclose(np.append(traj.x, traj.x_final), x, rtol=1e-12, atol=1e-12)
+    assert np.all(online.gamma(traj) >= -1e-9 * np.abs(g).max())  # never grows
+
+
+def test_adamnc_converges_on_theorem_1_where_adam_does_not():
+    c = online.reddi_online(3000, 3.0)
+    nc = online.run(c, "adamnc_paper", lr=0.5, beta1=0.0, beta2=0.1)
+    assert nc.x[-300:].max() < -0.9
+    assert np.all(online.gamma(nc) >= 0)
+
+
 # -- memory ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("amsgrad, tensors", [(False, 2), (True, 3)])
 @pytest.mark.parametrize("dtype, itemsize", [(torch.float32, 4), (torch.float64, 8)])

@@ -122,3 +122,40 @@ def test_low_precision_wrapper(dtype):
         torch.testing.assert_close(out, reference(x), rtol=0.05, atol=0.05)
         out.sum().backward()
     assert mixed.model.weight.grad.dtype == torch.float32 and pure.model.weight.grad.dtype == dtype
+
+
+def test_stochastic_rounding_is_right_on_average():
+    from adamlib.lab.precision import stochastic_round_bfloat16
+
+    gen = torch.Generator().manual_seed(1)
+    for value in (1.0 - 1e-3, -0.3337, 1e-30, 123.456):
+        x = torch.full((200_000,), value, dtype=torch.float32)
+        r = stochastic_round_bfloat16(x, gen)
+        assert r.dtype == torch.bfloat16
+        lo, hi = sorted(set(r.double().tolist()))  # the two neighbours only
+        assert lo <= np.float32(value) <= hi
+        gap = hi - lo
+        # the mean is unbiased, to a few standard errors of the coin flips
+        assert abs(r.double().mean().item() - np.float32(value)) < 5 * gap / np.sqrt(x.numel())
+
+
+def test_stochastic_rounding_keeps_bfloat16_numbers_and_many_small_steps_add_up():
+    from adamlib.lab.precision import stochastic_round_bfloat16
+
+    gen = torch.Generator().manual_seed(0)
+    exact = torch.tensor([1.0, -2.5, 0.0078125, 0.0], dtype=torch.bfloat16).float()
+    assert torch.equal(stochastic_round_bfloat16(exact, gen).float(), exact)
+    w = torch.ones(20_000, dtype=torch.bfloat16)
+    assert torch.equal((w.float() - 1e-3).to(torch.bfloat16), w)  # nearest: lost
+    for _ in range(100):  # 100 steps of -1e-3, kept on average
+        w = stochastic_round_bfloat16(w.float() - 1e-3, gen)
+    assert abs(w.double().mean().item() - 0.9) < 0.005
+
+
+def test_stochastic_rounding_rejects_other_dtypes():
+    from adamlib.lab.precision import stochastic_round_bfloat16
+
+    with pytest.raises(TypeError, match="x: expected a float32"):
+        stochastic_round_bfloat16(torch.ones(3, dtype=torch.float64))
+    with pytest.raises(TypeError, match="x: expected a float32"):
+        stochastic_round_bfloat16(np.ones(3, dtype=np.float32))

@@ -61,13 +61,23 @@ def test_warmup_cosine_is_linear_then_cosine(total, warmup_share, f, rho, peak):
     assert rates[warmup] == pytest.approx(peak, rel=1e-12)
 
 
+@given(total=st.integers(2, 400), warmup_share=st.floats(0.01, 0.99), f=st.floats(1e-3, 1.0),
+       peak=st.floats(1e-5, 10.0))
+def test_warmup_constant_is_linear_then_flat(total, warmup_share, f, peak):
+    warmup = min(max(1, int(warmup_share * total)), total - 1)
+    rates = schedules.trace("warmup + constant", peak, total, warmup_steps=warmup, start_fraction=f)
+    t = np.arange(total)
+    expected = np.where(t < warmup, peak * (f + (1 - f) * t / warmup), peak)
+    np.testing.assert_allclose(rates, expected, rtol=1e-9, atol=1e-12 * peak)
+
+
 def test_constant_is_constant():
     np.testing.assert_array_equal(schedules.trace("constant", 3e-3, 50), np.full(50, 3e-3))
 
 
 @pytest.mark.parametrize("name, options", [
     ("constant", {}), ("step", {"drops": 3}), ("cosine", {"final_fraction": 0.1}),
-    ("warmup + cosine", {"warmup_steps": 5}),
+    ("warmup + cosine", {"warmup_steps": 5}), ("warmup + constant", {"warmup_steps": 5}),
 ])
 def test_training_uses_the_traced_rates(name, options):
     """The rates adamlib.lab.tasks.train records are those trace() predicts, step for step."""
@@ -109,6 +119,9 @@ def fresh_optimizer(lr=0.1):
     ("warmup + cosine", 10, {"warmup_steps": 2, "start_fraction": 0.0}, "start_fraction"),
     ("warmup + cosine", 10, {"warmup_steps": 2, "final_fraction": 2.0}, "final_fraction"),
     ("constant", True, {}, "total_steps"),
+    ("warmup + constant", 10, {"warmup_steps": 10}, "total_steps"),
+    ("warmup + constant", 10, {"warmup_steps": 0}, "warmup_steps"),
+    ("warmup + constant", 10, {"warmup_steps": 2, "start_fraction": 1.5}, "start_fraction"),
 ])
 def test_bad_arguments_are_named_and_change_nothing(name, total, options, match):
     opt = fresh_optimizer()

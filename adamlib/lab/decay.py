@@ -26,8 +26,14 @@ schedule multiplier :math:`\eta_t` times a decay that the peak rate :math:`\alph
 multiply; PyTorch multiplies by the whole rate :math:`\alpha\eta_t`. The two agree when
 :math:`\lambda_{\text{torch}} = \lambda_{\text{paper}}/\alpha` (:func:`torch_weight_decay`).
 
+:func:`warmup_cosine_rates` gives the learning rate of every step of nanoGPT's schedule (linear
+warmup, cosine decay to a floor), whose rates :func:`retention` turns into the decay a run
+really applies, and :func:`normalized_weight_decay` is Loshchilov & Hutter's rule for scaling
+:math:`\lambda` with the length of training.
+
 References
 ----------
+Karpathy, A. (2022). nanoGPT. https://github.com/karpathy/nanoGPT (``train.py``, ``get_lr``).
 Loshchilov, I. & Hutter, F. (2019). Decoupled Weight Decay Regularization. ICLR. Algorithm 2.
 Wang, X. & Aitchison, L. (2024). How to set AdamW's weight decay as you scale model and dataset
 size. arXiv:2405.13698.
@@ -43,7 +49,10 @@ from numpy.typing import ArrayLike
 
 from .. import hyperparams as hp
 
-__all__ = ["best_decay", "equilibrium_rms", "parameter_groups", "retention", "timescale", "torch_weight_decay"]
+__all__ = [
+    "best_decay", "equilibrium_rms", "normalized_weight_decay", "parameter_groups", "retention",
+    "timescale", "torch_weight_decay", "warmup_cosine_rates",
+]
 
 
 def _check_positive(name: str, value: object) -> float:
@@ -322,3 +331,86 @@ def parameter_groups(params, weight_decay: float) -> list[dict]:
             (decayed if p.dim() >= 2 else kept).append(p)
     groups = [{"params": decayed, "weight_decay": weight_decay}, {"params": kept, "weight_decay": 0.0}]
     return [g for g in groups if g["params"]]
+
+
+def warmup_cosine_rates(peak: float, steps: int, *, warmup: int, min_lr: float,
+                        decay_steps: int | None = None) -> np.ndarray:
+    r"""The learning rate of every step of nanoGPT's schedule: linear warmup, cosine to a floor.
+
+    As ``get_lr`` in nanoGPT's ``train.py``, for the iterations :math:`i = 0, \dots, T-1`
+    (:math:`W` warmup steps, decay over :math:`D` steps, peak :math:`\alpha`, floor
+    :math:`\alpha_{\min}`):
+
+    .. math::
+
+       \alpha_i = \begin{cases}
+       \alpha\,(i+1)/(W+1) & i < W \\
+       \alpha_{\min} + \tfrac12\big(1 + \cos(\pi r)\big)(\alpha - \alpha_{\min}),
+       \quad r = (i-W)/(D-W) & W \le i \le D \\
+       \alpha_{\min} & i > D.
+       \end{cases}
+
+    Parameters
+    ----------
+    peak : float
+        :math:`\alpha` (> 0), the rate at the end of warmup.
+    steps : int
+        :math:`T`, the number of steps (>= 1).
+    warmup : int
+        :math:`W` (>= 0).
+    min_lr : float
+        :math:`\alpha_{\min}`, in [0, peak].
+    decay_steps : int, optional
+        :math:`D` (> ``warmup``); by default ``steps``, as nanoGPT's ``lr_decay_iters`` equals
+        its ``max_iters``.
+
+    Returns
+    -------
+    ndarray
+        The :math:`T` rates, for :func:`retention`.
+
+    Examples
+    --------
+    >>> warmup_cosine_rates(1.0, 7, warmup=2, min_lr=0.1, decay_steps=6).round(3)
+    array([0.333, 0.667, 1.   , 0.868, 0.55 , 0.232, 0.1  ])
+    """
+    peak = hp.check_lr(peak)
+    if peak == 0.0:
+        raise ValueError(f"peak must be > 0, got {peak!r}")
+    min_lr = hp.check_real("min_lr", min_lr, f"in [0, peak={peak!r}]", lambda x: 0.0 <= x <= peak)
+    steps, warmup = hp.check_int("steps", steps, 1), hp.check_int("warmup", warmup, 0)
+    decay_steps = hp.check_int("decay_steps", steps if decay_steps is None else decay_steps, warmup + 1)
+    i = np.arange(steps, dtype=float)
+    ratio = np.clip((i - warmup) / (decay_steps - warmup), 0.0, 1.0)
+    cosine = min_lr + 0.5 * (1.0 + np.cos(np.pi * ratio)) * (peak - min_lr)
+    return np.where(i < warmup, peak * (i + 1) / (warmup + 1), cosine)
+
+
+def normalized_weight_decay(normalized: float, batch_size: int, n_train: int, epochs: float) -> float:
+    r"""Loshchilov & Hutter's normalized weight decay: :math:`\lambda = \lambda_{\text{norm}}\sqrt{b/(BT)}`.
+
+    The best :math:`\lambda` depends on how long training lasts; the same paper proposes to
+    tune :math:`\lambda_{\text{norm}}` instead, with :math:`b` the batch size, :math:`B` the
+    number of training points and :math:`T` the number of epochs, so that :math:`BT/b` is the
+    number of steps and :math:`\lambda` falls as the square root of it. (Wang & Aitchison's
+    timescale rule, :func:`timescale`, keeps :math:`\tau = 1/(\alpha\lambda)` a fixed fraction
+    of training instead: :math:`\lambda` proportional to 1/steps.)
+
+    Parameters
+    ----------
+    normalized : float
+        :math:`\lambda_{\text{norm}}` (>= 0).
+    batch_size, n_train : int
+        :math:`b` and :math:`B` (>= 1).
+    epochs : float
+        :math:`T` (> 0).
+
+    Examples
+    --------
+    >>> round(normalized_weight_decay(0.05, 128, 50_000, 100), 6)  # a CIFAR-10 run
+    0.000253
+    """
+    normalized = hp.check_weight_decay(normalized)
+    batch_size, n_train = hp.check_int("batch_size", batch_size, 1), hp.check_int("n_train", n_train, 1)
+    epochs = hp.check_real("epochs", epochs, "finite and > 0", lambda x: 0.0 < x < math.inf)
+    return normalized * math.sqrt(batch_size / (n_train * epochs))

@@ -25,7 +25,9 @@ and stop once :math:`\bar L_t` exceeds a few times (``stop_factor``, fastai's is
 lowest value so far. :func:`lr_range_test` is that variant; :func:`suggest` turns its
 curve into one rate: ``"steepest"`` takes the rate where :math:`\bar L` falls fastest per
 unit of :math:`\log\alpha` (before its minimum), ``"min/10"`` takes a tenth of the rate at
-the minimum.
+the minimum, and ``"valley"`` (:func:`valley`, the default suggestion of fastai's ``lr_find``) takes the rate halfway along the longest descending stretch of the curve. fastai
+smooths with :math:`\beta = 0.98`; this module's default is 0.9 (a test of 100 to 150
+steps averages over about 10 of them instead of 50).
 
 References
 ----------
@@ -55,10 +57,11 @@ __all__ = [
     "lr_range_test",
     "smooth",
     "suggest",
+    "valley",
 ]
 
 #: The rules :func:`suggest` knows.
-METHODS = ("steepest", "min/10")
+METHODS = ("steepest", "min/10", "valley")
 
 
 def _check_positive(name: str, value: object) -> float:
@@ -119,6 +122,8 @@ def suggest(lr: np.ndarray, smoothed: np.ndarray, method: str = "steepest") -> f
         ``"steepest"``: the rate at the most negative :math:`d\bar L / d\log\alpha`
         (central differences), among the points up to the minimum of :math:`\bar L`.
         ``"min/10"``: the rate at the minimum of :math:`\bar L`, divided by 10.
+        ``"valley"``: :func:`valley` of the curve without its first tenth and its last 5
+        points, the part of the curve fastai's ``lr_find`` hands to its rules.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -133,9 +138,51 @@ def suggest(lr: np.ndarray, smoothed: np.ndarray, method: str = "steepest") -> f
     i_min = int(np.argmin(np.where(finite, smoothed, np.inf)))
     if method == "min/10":
         return float(lr[i_min] / 10)
+    if method == "valley":
+        n = len(lr)
+        keep = slice(n // 10, max(n - 5, n // 10 + 3))
+        return valley(lr[keep], smoothed[keep])
     stop = max(i_min + 1, 3)  # the minimum's neighbourhood, and at least 3 points for a derivative
     slope = np.gradient(smoothed[:stop], np.log(lr[:stop]))
     return float(lr[int(np.nanargmin(slope))])
+
+
+def valley(lr: np.ndarray, smoothed: np.ndarray) -> float:
+    r"""fastai's ``valley`` rule: the rate halfway along the longest descending stretch.
+
+    With :math:`\ell_i` the length of the longest strictly decreasing subsequence of
+    :math:`\bar L` that ends at point :math:`i`, and :math:`e` the first point where
+    :math:`\ell` is largest, the stretch is taken to run from :math:`s = e - \ell_e` to
+    :math:`e` (:math:`s = 0` on a curve that never descends), and the suggestion is the rate at index
+    :math:`s + \lfloor d \rfloor + \lfloor d/2 \rfloor`, :math:`d = (e - s)/3`
+    (about halfway; fastai's ``callback/schedule.py``).
+
+    Parameters
+    ----------
+    lr, smoothed : ndarray
+        The rates (increasing) and the smoothed loss: 1-D arrays of one length ``N >= 3``;
+        non-finite losses are treated as the largest loss.
+
+    Examples
+    --------
+    >>> float(valley(np.array([1.0, 2, 3, 4, 5, 6, 7]),
+    ...              np.array([5.0, 4, 3, 2, 1, 0.5, 9])))
+    3.0
+    """
+    lr, smoothed = np.asarray(lr, dtype=float), np.asarray(smoothed, dtype=float)
+    if lr.ndim != 1 or lr.shape != smoothed.shape or len(lr) < 3:
+        raise ValueError(f"lr and smoothed: expected 1-D arrays of one length >= 3, got shapes {lr.shape} and {smoothed.shape}")
+    loss = np.where(np.isfinite(smoothed), smoothed, np.inf)
+    n = len(loss)
+    length = np.ones(n, dtype=int)
+    for i in range(1, n):
+        below = loss[:i] > loss[i]
+        if below.any():
+            length[i] = length[:i][below].max() + 1
+    end = int(np.argmax(length))
+    start = end - int(length[end]) if length[end] > 1 else 0  # no descent: fastai keeps 0
+    third = (end - start) / 3
+    return float(lr[start + int(third) + int(third / 2)])
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,10 @@ rule                   update :math:`u_t` (the step is :math:`x \leftarrow x - u
                        of the *bias-corrected* :math:`v`, then
                        :math:`\alpha_t \frac{m_t}{1-\beta_1^t} / (\sqrt{\hat v_t} + \epsilon)`
                        (``optax.scale_by_amsgrad``)
+:func:`adamnc_paper`   :math:`v_t` with :math:`\beta_{2t} = 1 - 1/t`, the plain mean of
+                       :math:`g_1^2, \dots, g_t^2`, then :math:`\alpha_t m_t / \sqrt{v_t}`
+                       (Reddi et al.'s AdamNC, Algorithm 3, with that choice of
+                       :math:`\beta_{2t}`)
 =====================  ==================================================================
 
 References
@@ -59,7 +63,7 @@ from .. import hyperparams as hp
 
 __all__ = [
     "Moments", "Trajectory", "RULES", "adam_paper", "adam_torch", "amsgrad_paper",
-    "amsgrad_torch", "amsgrad_optax", "reddi_online", "periodic", "bernoulli", "run",
+    "amsgrad_torch", "amsgrad_optax", "adamnc_paper", "reddi_online", "periodic", "bernoulli", "run",
     "regret", "gamma",
 ]
 
@@ -216,6 +220,35 @@ def amsgrad_optax(g: ArrayLike, state: Moments, t: int, *, lr: ArrayLike, beta1:
     return lr * (m / bc1) / (np.sqrt(vmax) + eps), Moments(m, v, vmax), vmax
 
 
+def adamnc_paper(g: ArrayLike, state: Moments, t: int, *, lr: ArrayLike, beta1: ArrayLike,
+                 beta2: ArrayLike, eps: float = 0.0) -> StepResult:
+    r"""AdamNC, Algorithm 3 of Reddi et al. (2018), with :math:`\beta_{2t} = 1 - 1/t`.
+
+    Reddi et al.'s other fix keeps Adam's update but lets :math:`\beta_2` change with
+    :math:`t`. With :math:`\beta_{2t} = 1 - 1/t` (their example) the second moment is the
+    plain mean of all squared gradients so far, as in AdaGrad:
+
+    .. math::
+
+       v_t = \Big(1 - \frac1t\Big) v_{t-1} + \frac1t\, g_t^2
+           = \frac1t \sum_{s \le t} g_s^2, \qquad
+       u_t = \alpha_t\, \frac{m_t}{\sqrt{v_t} + \epsilon}.
+
+    With :math:`\alpha_t = \alpha/\sqrt t`, :math:`\sqrt{v_t}/\alpha_t =
+    \sqrt{\sum_{s\le t} g_s^2}/\alpha` never decreases, so :math:`\Gamma_t \ge 0`
+    (:func:`gamma`). Arguments as :func:`adam_paper`; ``beta2`` is not used (the schedule
+    above replaces it) and ``beta1`` stays constant (the paper's analysis lets it decay).
+
+    Returns
+    -------
+    (update, state, vhat) : tuple
+        :math:`u_t`, the new :class:`Moments`, and :math:`v_t`, what the step divided by.
+    """
+    m = beta1 * state.m + (1 - beta1) * g
+    v = state.v + (g * g - state.v) / t
+    return lr * m / (np.sqrt(v) + eps), Moments(m, v, state.vmax), v
+
+
 Rule = Callable[..., StepResult]
 
 RULES: dict[str, Rule] = {
@@ -224,6 +257,7 @@ RULES: dict[str, Rule] = {
     "amsgrad_paper": amsgrad_paper,
     "amsgrad_torch": amsgrad_torch,
     "amsgrad_optax": amsgrad_optax,
+    "adamnc_paper": adamnc_paper,
 }
 """The update rules by name."""
 

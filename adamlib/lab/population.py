@@ -192,7 +192,7 @@ def _rates(schedule: str | None, lr: float, steps: int, options: tuple) -> np.nd
 def _initial(hidden: int, seed: int) -> torch.Tensor:
     """The parameters of ``tasks.mlp(hidden, seed)``, flattened into one row (float64, exact).
 
-    Cached per ``ADAMLIB_PERTURB`` too (:mod:`adamlib.lab.perturb`): ``tasks.mlp`` honours it.
+    Cached per ``ADAMLIB_PERTURB`` too (``adamlib.lab.perturb``): ``tasks.mlp`` honours it.
     """
     return _initial_cached(hidden, seed, perturb.ulps())
 

@@ -189,3 +189,53 @@ class LowPrecision(nn.Module):
             with torch.autocast(device_type=x.device.type, dtype=self.dtype):
                 return self.model(x).float()
         return self.model(x.to(self.dtype)).float()
+
+
+def stochastic_round_bfloat16(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    r"""Round float32 ``x`` to bfloat16 up or down at random, so that the result is right on average.
+
+    A bfloat16 number is a float32 number whose lower 16 bits are zero. Adding a uniform random
+    integer :math:`r \in [0, 2^{16})` to the bit pattern of :math:`x` and clearing the lower 16
+    bits rounds :math:`|x|` up with probability
+
+    .. math:: P(\text{up}) = \frac{|x| - \lfloor x \rfloor}{\lceil x \rceil - \lfloor x \rfloor},
+
+    (:math:`\lfloor x \rfloor, \lceil x \rceil` the bfloat16 neighbours of :math:`|x|`), so that
+    :math:`E[\operatorname{round}(x)] = x` (Zamirai et al., 2020). An update far smaller than
+    the spacing of the numbers around a weight is then not lost: it moves the weight by a whole
+    gap with a small probability. Numbers already in bfloat16 are returned unchanged; infinities
+    and NaN are not supported.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        float32 values.
+    generator : torch.Generator, optional
+        The source of the random bits (for reproducible results).
+
+    Returns
+    -------
+    torch.Tensor
+        bfloat16, of ``x``'s shape.
+
+    Raises
+    ------
+    TypeError
+        When ``x`` is not a float32 tensor.
+
+    Examples
+    --------
+    >>> gen = torch.Generator().manual_seed(0)
+    >>> w = stochastic_round_bfloat16(torch.full((10_000,), 1.0 - 1e-3), gen)
+    >>> sorted(set(w.tolist()))  # the two bfloat16 neighbours of 0.999
+    [0.99609375, 1.0]
+    >>> round(w.double().mean().item(), 3)
+    0.999
+    """
+    if not isinstance(x, torch.Tensor) or x.dtype != torch.float32:
+        raise TypeError(f"x: expected a float32 torch.Tensor, got "
+                        f"{x.dtype if isinstance(x, torch.Tensor) else type(x).__name__}")
+    bits = x.contiguous().view(torch.int32)
+    noise = torch.randint(0, 1 << 16, x.shape, dtype=torch.int32, generator=generator)
+    rounded = (bits + noise) & ~0xFFFF
+    return rounded.view(torch.float32).to(torch.bfloat16)

@@ -14,14 +14,17 @@ number of steps taken so far and :math:`T` the budget in steps:
    \text{warmup + cosine:}\quad & \alpha_t = \alpha\,\Bigl(f + (1 - f)\tfrac{t}{W}\Bigr)
        \ (t < W), \qquad
        \alpha_{\min} + \tfrac12(\alpha - \alpha_{\min})\bigl(1 + \cos(\pi \tfrac{t - W}{T - W})\bigr)
-       \ (t \ge W)
+       \ (t \ge W) \\
+   \text{warmup + constant:}\quad & \alpha_t = \alpha\,\Bigl(f + (1 - f)\tfrac{t}{W}\Bigr)
+       \ (t < W), \qquad \alpha\ (t \ge W)
    \end{aligned}
 
 with :math:`\alpha_{\min} = \rho\,\alpha` (``final_fraction``), :math:`W` the warmup
 steps and :math:`f` the warmup's starting fraction. Step decay is the classic recipe
 (used with warmup by Goyal et al., 2017), cosine annealing is Loshchilov & Hutter's
 (2017) SGDR without restarts, and warmup then cosine is the usual recipe for large models
-(e.g. Brown et al., 2020).
+(e.g. Brown et al., 2020). Warmup then constant is the schedule of the Deep Learning Tuning
+Playbook's warmup protocol (Godbole et al., 2023), which sweeps the warmup length at a fixed peak.
 
 :func:`trace` returns the rates a schedule would give, without training anything.
 
@@ -41,7 +44,7 @@ import numpy as np
 import torch
 from torch.optim import lr_scheduler
 
-__all__ = ["SCHEDULES", "constant", "cosine", "make", "step", "trace", "warmup_cosine"]
+__all__ = ["SCHEDULES", "constant", "cosine", "make", "step", "trace", "warmup_constant", "warmup_cosine"]
 
 Scheduler = lr_scheduler.LRScheduler
 
@@ -157,12 +160,39 @@ def warmup_cosine(
     return lr_scheduler.SequentialLR(optimizer, [warm, anneal], milestones=[warmup_steps])
 
 
+def warmup_constant(
+    optimizer: torch.optim.Optimizer, total_steps: int, *, warmup_steps: int, start_fraction: float = 0.01
+) -> Scheduler:
+    r"""Linear warmup from ``start_fraction`` of the peak to the peak, then the peak to the end.
+
+    torch's ``LinearLR`` over ``warmup_steps`` steps (it holds its end factor afterwards):
+    :math:`\alpha_t = \alpha\,(f + (1 - f)\,t/W)` for :math:`t < W`, then :math:`\alpha`.
+
+    Parameters
+    ----------
+    optimizer : torch.optim.Optimizer
+        Its current learning rate is the peak rate :math:`\alpha`.
+    total_steps : int
+        :math:`T`, which must exceed ``warmup_steps``.
+    warmup_steps : int
+        :math:`W \ge 1`.
+    start_fraction : float, default 0.01
+        :math:`f \in (0, 1]`: the first step uses :math:`f\alpha`.
+    """
+    _check_optimizer(optimizer)
+    warmup_steps = _check_int("warmup_steps", warmup_steps, 1)
+    _check_int("total_steps", total_steps, warmup_steps + 1)
+    f = _check_fraction("start_fraction", start_fraction, low_open=True)
+    return lr_scheduler.LinearLR(optimizer, start_factor=f, end_factor=1.0, total_iters=warmup_steps)
+
+
 #: The factories by name, as :func:`make` and :func:`trace` take them.
 SCHEDULES: dict[str, Callable[..., Scheduler]] = {
     "constant": constant,
     "step": step,
     "cosine": cosine,
     "warmup + cosine": warmup_cosine,
+    "warmup + constant": warmup_constant,
 }
 
 

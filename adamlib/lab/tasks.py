@@ -59,7 +59,7 @@ def digits_split(val_fraction: float = 0.3, seed: int = 0) -> DigitsSplit:
 
     Features are standardized with the training set's mean and standard deviation only.
     Under ``ADAMLIB_PERTURB`` every non-zero feature moves by that many float32 ulps
-    (:mod:`adamlib.lab.perturb`).
+    (``adamlib.lab.perturb``).
     """
     from sklearn.datasets import load_digits
 
@@ -78,7 +78,7 @@ def mlp(hidden: int = 64, seed: int = 0) -> nn.Sequential:
     """A 64 -> ``hidden`` -> 10 ReLU network, initialized from ``seed``.
 
     Under ``ADAMLIB_PERTURB`` every non-zero initial weight and bias moves by that many ulps
-    (:mod:`adamlib.lab.perturb`).
+    (``adamlib.lab.perturb``).
     """
     with torch.random.fork_rng():
         torch.manual_seed(seed)
