@@ -39,6 +39,7 @@ if CHROMIUM is None or DRIVER is None:
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 
 def pages() -> list[str]:
@@ -98,11 +99,15 @@ def test_every_page_loads_offline(site, browser):
     assert "book/index.html" in found
     for page in found:
         browser.get(site + page)
-        assert browser.execute_script("return document.readyState") == "complete"
+        WebDriverWait(browser, 20).until(
+            lambda d: d.execute_script("return document.readyState") == "complete",
+            message=f"{page} did not finish loading")
         assert errors(browser) == [], page
         # MathJax is served by the book itself: it typeset the page's math
         if browser.find_elements(By.CSS_SELECTOR, ".math"):
-            assert browser.find_elements(By.CSS_SELECTOR, "mjx-container"), page
+            WebDriverWait(browser, 20).until(
+                lambda d: d.find_elements(By.CSS_SELECTOR, "mjx-container"),
+                message=f"{page}: MathJax did not typeset the page's math")
 
 
 def signature(widget) -> str:
