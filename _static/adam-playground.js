@@ -412,10 +412,8 @@
   }
 
   const pow10 = (x) => 10 ** x;
-  const sci = (x) => {
-    const e = Math.floor(Math.log10(x) + 1e-9), m = x / 10 ** e;
-    return (Math.abs(m - 1) < 1e-6 ? "" : m.toFixed(1) + "×") + "1e" + e;
-  };
+  const sci = (x) => (x >= 1e-3 && x < 1e4 ? String(Number(x.toPrecision(2)))
+    : x.toExponential(1).replace(".0e", "e").replace("e+", "e"));
   const fixed = (d) => (x) => x.toFixed(d);
   const logFmt = (x) => sci(pow10(x));
 
