@@ -356,14 +356,18 @@ def test_a_scheduler_changes_lr_between_steps_as_in_torch():
 
 # -- choosing the path ------------------------------------------------------------------------------
 def test_auto_uses_eager_below_the_threshold_and_compiled_above(monkeypatch):
-    used = []
-    monkeypatch.setattr(update_module.CompiledUpdate, "__call__", lambda self, *a: used.append("compiled") or update_module.update_eager(*a))
+    used, run = [], update_module.CompiledUpdate.run
+    monkeypatch.setattr(update_module.CompiledUpdate, "run", lambda self, *a: used.append("compiled") or run(self, *a))
     models, ours, theirs = fresh_pair(impl="auto")
-    train(models[0], ours, 1)
-    assert used == []
+    train(models[0], ours, 2)  # the second step takes the short way (the plan the first made)
+    assert used == [] and ours.paths() == {(torch.device("cpu"), torch.float64): "eager"}
     monkeypatch.setattr("adamlib.torch.optimizer.AUTO_COMPILE_MIN_NUMEL", 0)
     train(models[0], ours, 1)
     assert used == ["compiled", "compiled"]  # one call per param group
+    assert ours.paths() == {(torch.device("cpu"), torch.float64): "compiled"}
+    train(models[1], theirs, 2)
+    train(models[1], theirs, 1)
+    assert_same_run(ours, theirs, 1e-10)
 
 
 def test_compiling_leaves_the_global_random_stream_alone(monkeypatch):
