@@ -16,9 +16,13 @@ from .update import CompiledUpdate, Scalars, _overlapping, _raw, _storage, adam_
 IMPLS = ("auto", "compiled", "eager")
 
 #: ``impl="auto"`` compiles the update for a (device, dtype) holding at least this many
-#: parameter elements: below it, the milliseconds a compiled step saves take thousands of
-#: steps to repay the compilation (ten seconds and more on a small CPU).
-AUTO_COMPILE_MIN_NUMEL = 1 << 20
+#: parameter elements (half a million), and runs the eager foreach update below it. Chosen
+#: from measurements on a 2-core CPU (``benchmarks/torch_step.py``, ``benchmarks/RESULTS.md``):
+#: at this size a compiled step saves about 1 ms over the eager one, so a first step that
+#: loads the compiled update from Inductor's on-disk cache (a few seconds) is repaid within
+#: a few thousand steps; at 100k parameters it would take tens of thousands, and the eager
+#: update is already faster there than ``torch.optim.Adam``'s default for-loop.
+AUTO_COMPILE_MIN_NUMEL = 1 << 19
 
 
 class Adam(torch.optim.Optimizer):
@@ -85,7 +89,9 @@ class Adam(torch.optim.Optimizer):
         step of each device, dtype and kind of update compiles it, seconds to a minute on a
         CPU, then cached on disk; errors are raised; with neither weight decay nor
         ``maximize`` the update compiled is three operations per element shorter).
-        ``"eager"``: the same update op by op, slower, allocating temporaries.
+        ``"eager"``: the same update without compiling, allocating temporaries: over
+        lists of tensors (``torch._foreach_*`` operations, in cache-sized batches) where
+        the tensors allow it, as torch's foreach path does, else op by op per parameter.
         ``"auto"``: compiled for a device and dtype with at least
         :data:`AUTO_COMPILE_MIN_NUMEL` parameter elements in this process (a ``DTensor``
         counts its local shard) when compilation works (else eager, with a warning),
@@ -118,6 +124,13 @@ class Adam(torch.optim.Optimizer):
     expanded or conjugate-view parameters, moments unlike their parameter) raises
     ``RuntimeError`` before anything changes. Under ``torch.compile`` the step is traced
     like torch's (see ``step``).
+
+    The cost of a step: the first step of a param group checks every parameter, gradient
+    and moment; while the group then updates the same parameters with the same state
+    (plain dense tensors of one device and dtype), a step checks only the new gradients
+    and runs the update over lists laid out once, with no work per parameter in Python.
+    The step counters are then views of one tensor per group (each ``state["step"]``
+    still a 0-dim float tensor of its own, as in torch), incremented by one operation.
 
     Examples
     --------
@@ -252,6 +265,8 @@ class Adam(torch.optim.Optimizer):
         """Each group's plan, gradients and update when every group with a gradient can
         take the short way (:class:`_GroupPlan`); else ``None``: the step goes the long
         way, which checks everything (and makes the plans for the next step)."""
+        if len(self._plans) != len(self.param_groups):  # a group added or removed: plans made afresh
+            return None
         ready = []
         for group, params in zip(self.param_groups, todo):
             if not params:
@@ -377,9 +392,10 @@ class Adam(torch.optim.Optimizer):
         """
         eager = eager or functools.partial(update_eager, plain=plain)
         numel = params if isinstance(params, int) else sum(_local_numel(p) for p in params)
+        wanted = self.impl == "compiled" or self.impl == "auto" and numel >= AUTO_COMPILE_MIN_NUMEL
         compiled = None
-        if self.impl == "compiled" or self.impl == "auto" and numel >= AUTO_COMPILE_MIN_NUMEL and device.type != "meta":
-            compiled = compiled_update(device, dtype, amsgrad, plain, strict=self.impl == "compiled") if device.type != "meta" else None
+        if wanted and device.type != "meta":
+            compiled = compiled_update(device, dtype, amsgrad, plain, strict=self.impl == "compiled")
         self._paths[(device, dtype)] = "eager" if compiled is None else "compiled"
         return compiled or eager
 
