@@ -100,13 +100,13 @@ def median_ms(fn, device: torch.device, calls: int, clock=time.perf_counter) -> 
     return (clock() - start) / calls * 1e3
 
 
-def streaming_gbps(device: torch.device, numel: int, rounds: int) -> float:
+def streaming_gbps(device: torch.device, numel: int, rounds: int, clock=time.perf_counter) -> float:
     """Bandwidth of ``x.addcmul_(y, y)``: 12 bytes per element."""
     x = torch.zeros(numel, device=device)
     y = torch.randn(numel, device=device)
     step = lambda: x.addcmul_(y, y, value=1e-9)  # noqa: E731
     step()
-    ms = statistics.median(median_ms(step, device, 3) for _ in range(rounds))
+    ms = statistics.median(median_ms(step, device, 3, clock) for _ in range(rounds))
     return 12 * numel / ms / 1e6
 
 
@@ -133,13 +133,14 @@ def interleaved_ms(opts: dict[str, torch.optim.Optimizer], device, rounds: int, 
     return times
 
 
-def first_step(opt: torch.optim.Optimizer, device: torch.device) -> float:
-    """Seconds of ``opt``'s first step, with no compiled update in this process yet."""
+def first_step(opt: torch.optim.Optimizer, device: torch.device) -> str:
+    """Seconds of ``opt``'s first step, with no compiled update in this process yet: wall
+    time, and the CPU time of this process (the C++ compiler runs in others)."""
     update_module._compiled.clear()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     opt.step()
     sync(device)
-    return time.perf_counter() - start
+    return f"{time.perf_counter() - start:.1f} s ({time.process_time() - cpu:.1f} s CPU)"
 
 
 def bench_size(size: str, device: torch.device, args) -> list[dict]:
@@ -183,7 +184,7 @@ def bench_size(size: str, device: torch.device, args) -> list[dict]:
                          ratio=statistics.median(ratios[name]), alloc=largest_allocation_mb(opt, device),
                          largest=max(torch.Size(s).numel() for s in shapes)))
     print(f"  {n:,} parameters in {len(params)} tensors: impl='auto' chose {chose}; first step "
-          + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in first.items())
+          + ", ".join(f"{name} {seconds}" for name, seconds in first.items())
           + " (compiling the update, or loading it from the on-disk cache)", flush=True)
     return rows
 
@@ -212,7 +213,8 @@ def main() -> None:
     print(f"adamlib.torch.Adam step benchmark: {device.type} ({where}), float32{' AMSGrad' if args.amsgrad else ''}{' AdamW' if args.adamw else ''}, "
           f"torch {torch.__version__}, {args.clock} clock, {datetime.date.today()}")
     largest = max(int(float(size.partition(":")[0])) for size in sizes)
-    stream = streaming_gbps(device, max(2**25, largest) if device.type == "cpu" else 2**28, args.rounds)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    stream = streaming_gbps(device, max(2**25, largest) if device.type == "cpu" else 2**28, args.rounds, clock)
     print(f"streaming bandwidth (in-place addcmul_): {stream:.1f} GB/s")
     rows = [row for size in sizes for row in bench_size(size, device, args)]
 
