@@ -383,6 +383,18 @@ def test_compiling_leaves_the_global_random_stream_alone(monkeypatch):
     assert torch.equal(torch.rand(3), expected)
 
 
+def test_without_inductor_s_generated_call_the_compiled_graph_s_entry_gives_the_same(monkeypatch):
+    """A step calls the code Inductor generated when it can; else the compiled graph's own
+    entry (AOTAutograd's wrapper), with the same results."""
+    monkeypatch.setattr(update_module.CompiledUpdate, "_generated_call", lambda self, *a: None)
+    monkeypatch.setattr(update_module, "_compiled", {})  # compile afresh
+    models, ours, theirs = fresh_pair(impl="compiled", amsgrad=True, weight_decay=0.1)
+    for model, opt in zip(models, (ours, theirs)):
+        train(model, opt, 4)
+    assert_same_run(ours, theirs, 1e-10)
+    assert all(u._call.__name__ == "<lambda>" for u in update_module._compiled.values())
+
+
 def test_auto_falls_back_to_eager_with_a_warning_when_compilation_fails(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("no C++ compiler")

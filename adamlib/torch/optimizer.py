@@ -11,7 +11,9 @@ import torch
 from torch import Tensor
 
 from .. import hyperparams as hp
-from .update import CompiledUpdate, Scalars, _overlapping, _raw, _storage, adam_update, compiled_update, update_eager, update_foreach
+from .update import (
+    CompiledUpdate, Scalars, _overlapping, _raw, _storage, adam_update, compiled_update, update_eager, update_foreach,
+)
 
 IMPLS = ("auto", "compiled", "eager")
 

@@ -340,7 +340,9 @@ class CompiledUpdate:
     here always have the structure the code was compiled for (dtype, device, lengths, 1-D
     contiguous tensors of at least two elements, one size for a parameter's tensors). The
     order of those arguments is read from the traced graph, and the constructor checks
-    that a direct call gives exactly what ``torch.compile``'s entry point gives.
+    that a direct call gives exactly what ``torch.compile``'s entry point gives. Where it
+    can, a step calls the ``call`` function of the code Inductor generated, beneath
+    AOTAutograd's wrapper (checked the same way).
 
     Parameters
     ----------
@@ -396,7 +398,8 @@ class CompiledUpdate:
         self._graph(*self._arguments(warmup, scalars))
         if not all(torch.equal(a, b) for ts, us in zip(warmup, twin) for a, b in zip(ts, us)):
             raise RuntimeError("adamlib.torch: a direct call of the compiled update differs from torch.compile's")
-        self._call = self._generated_call(warmup, scalars) or (lambda args: self._graph(*args))
+        self._call = self._generated_call(warmup, scalars) or (
+            lambda args: self._graph(*[a.view(-1) if isinstance(a, Tensor) else a for a in args]))
 
     def _inductor(self, gm: torch.fx.GraphModule, example_inputs: list) -> Callable:
         """``torch.compile``'s backend: Inductor, as ``backend="inductor"`` runs it, keeping
