@@ -356,14 +356,18 @@ def test_a_scheduler_changes_lr_between_steps_as_in_torch():
 
 # -- choosing the path ------------------------------------------------------------------------------
 def test_auto_uses_eager_below_the_threshold_and_compiled_above(monkeypatch):
-    used = []
-    monkeypatch.setattr(update_module.CompiledUpdate, "__call__", lambda self, *a: used.append("compiled") or update_module.update_eager(*a))
+    used, run = [], update_module.CompiledUpdate.run
+    monkeypatch.setattr(update_module.CompiledUpdate, "run", lambda self, *a: used.append("compiled") or run(self, *a))
     models, ours, theirs = fresh_pair(impl="auto")
-    train(models[0], ours, 1)
-    assert used == []
+    train(models[0], ours, 2)  # the second step takes the short way (the plan the first made)
+    assert used == [] and ours.paths() == {(torch.device("cpu"), torch.float64): "eager"}
     monkeypatch.setattr("adamlib.torch.optimizer.AUTO_COMPILE_MIN_NUMEL", 0)
     train(models[0], ours, 1)
     assert used == ["compiled", "compiled"]  # one call per param group
+    assert ours.paths() == {(torch.device("cpu"), torch.float64): "compiled"}
+    train(models[1], theirs, 2)
+    train(models[1], theirs, 1)
+    assert_same_run(ours, theirs, 1e-10)
 
 
 def test_compiling_leaves_the_global_random_stream_alone(monkeypatch):
@@ -377,6 +381,18 @@ def test_compiling_leaves_the_global_random_stream_alone(monkeypatch):
     torch.manual_seed(0)
     opt.step()
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_without_inductor_s_generated_call_the_compiled_graph_s_entry_gives_the_same(monkeypatch):
+    """A step calls the code Inductor generated when it can; else the compiled graph's own
+    entry (AOTAutograd's wrapper), with the same results."""
+    monkeypatch.setattr(update_module.CompiledUpdate, "_generated_call", lambda self, *a: None)
+    monkeypatch.setattr(update_module, "_compiled", {})  # compile afresh
+    models, ours, theirs = fresh_pair(impl="compiled", amsgrad=True, weight_decay=0.1)
+    for model, opt in zip(models, (ours, theirs)):
+        train(model, opt, 4)
+    assert_same_run(ours, theirs, 1e-10)
+    assert all(u._call.__name__ == "<lambda>" for u in update_module._compiled.values())
 
 
 def test_auto_falls_back_to_eager_with_a_warning_when_compilation_fails(monkeypatch):

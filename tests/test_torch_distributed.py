@@ -86,13 +86,13 @@ class CompiledCalls:
     """Counts the calls of the compiled update (the path ``impl`` chose)."""
 
     def __init__(self) -> None:
-        self.count, original = 0, update_module.CompiledUpdate.__call__
+        self.count, original = 0, update_module.CompiledUpdate.run
 
         def counted(update, *args, **kwargs):
             self.count += 1
             return original(update, *args, **kwargs)
 
-        update_module.CompiledUpdate.__call__ = counted
+        update_module.CompiledUpdate.run = counted
 
 
 BIG = (1024, 1024, 1024, 16)  # 2.1M parameters: over AUTO_COMPILE_MIN_NUMEL in each process's half

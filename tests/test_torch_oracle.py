@@ -8,6 +8,7 @@ learning rates and a learning-rate schedule.
 
 from __future__ import annotations
 
+import copy
 import itertools
 
 import numpy as np
@@ -234,6 +235,29 @@ def test_replacing_parameter_data_skipping_gradients_or_changing_options_between
     gradient = lambda step, k, p: None if step in (5, 6) and k == 1 else random(step, k, p)  # noqa: E731
     ours, theirs = lockstep(start, impl, 12, gradient, before_step, lr=0.01)
     assert_same_run(ours, theirs, 1e-10)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_step_counters_set_in_place_or_reloaded_between_steps_match_torch(impl):
+    """After its first step a group keeps its step counters as views of one tensor: a
+    counter set in place, a reloaded state dict and counters that then differ from one
+    parameter to the next must all give torch's bias corrections."""
+    gen = torch.Generator().manual_seed(0)
+    start = [torch.randn(n, dtype=torch.float64, generator=gen) for n in (40_000, 300, 7)]
+
+    def before_step(step, *opts):
+        for opt in opts:
+            if step == 2:
+                first = opt.state[_params(opt)[0]]
+                shared = {s["step"].untyped_storage().data_ptr() for s in opt.state.values()}
+                assert len(shared) == (1 if opt in opts[:1] else 3)  # ours: one tensor of counters
+                first["step"].fill_(100.0)
+            if step == 6:
+                opt.load_state_dict(copy.deepcopy(opt.state_dict()))
+
+    ours, theirs = lockstep(start, impl, 10, normal(gen), before_step, lr=0.01)
+    assert_same_run(ours, theirs, 1e-10)
+    assert [float(ours.state[p]["step"]) for p in _params(ours)] == [108.0, 10.0, 10.0]
 
 
 # -- half precision: within rounding of torch ----------------------------------------------------

@@ -11,14 +11,20 @@ import torch
 from torch import Tensor
 
 from .. import hyperparams as hp
-from .update import Scalars, adam_update, compiled_update, update_eager
+from .update import (
+    CompiledUpdate, Scalars, _overlapping, _raw, _storage, adam_update, compiled_update, update_eager, update_foreach,
+)
 
 IMPLS = ("auto", "compiled", "eager")
 
 #: ``impl="auto"`` compiles the update for a (device, dtype) holding at least this many
-#: parameter elements: below it, the milliseconds a compiled step saves take thousands of
-#: steps to repay the compilation (ten seconds and more on a small CPU).
-AUTO_COMPILE_MIN_NUMEL = 1 << 20
+#: parameter elements (half a million), and runs the eager foreach update below it. Chosen
+#: from measurements on a 2-core CPU (``benchmarks/torch_step.py``, ``benchmarks/RESULTS.md``):
+#: at this size a compiled step saves about 1 ms over the eager one, so a first step that
+#: loads the compiled update from Inductor's on-disk cache (a few seconds) is repaid within
+#: a few thousand steps; at 100k parameters it would take tens of thousands, and the eager
+#: update is already faster there than ``torch.optim.Adam``'s default for-loop.
+AUTO_COMPILE_MIN_NUMEL = 1 << 19
 
 
 class Adam(torch.optim.Optimizer):
@@ -85,7 +91,9 @@ class Adam(torch.optim.Optimizer):
         step of each device, dtype and kind of update compiles it, seconds to a minute on a
         CPU, then cached on disk; errors are raised; with neither weight decay nor
         ``maximize`` the update compiled is three operations per element shorter).
-        ``"eager"``: the same update op by op, slower, allocating temporaries.
+        ``"eager"``: the same update without compiling, allocating temporaries: over
+        lists of tensors (``torch._foreach_*`` operations, in cache-sized batches) where
+        the tensors allow it, as torch's foreach path does, else op by op per parameter.
         ``"auto"``: compiled for a device and dtype with at least
         :data:`AUTO_COMPILE_MIN_NUMEL` parameter elements in this process (a ``DTensor``
         counts its local shard) when compilation works (else eager, with a warning),
@@ -118,6 +126,13 @@ class Adam(torch.optim.Optimizer):
     expanded or conjugate-view parameters, moments unlike their parameter) raises
     ``RuntimeError`` before anything changes. Under ``torch.compile`` the step is traced
     like torch's (see ``step``).
+
+    The cost of a step: the first step of a param group checks every parameter, gradient
+    and moment; while the group then updates the same parameters with the same state
+    (plain dense tensors of one device and dtype), a step checks only the new gradients
+    and runs the update over lists laid out once, with no work per parameter in Python.
+    The step counters are then views of one tensor per group (each ``state["step"]``
+    still a 0-dim float tensor of its own, as in torch), incremented by one operation.
 
     Examples
     --------
@@ -152,6 +167,8 @@ class Adam(torch.optim.Optimizer):
         betas = _check_hyperparameters(lr, betas, eps, weight_decay)
         self.impl = impl
         self._memos: dict[tuple, dict] = {}  # per param group, device and dtype: the update's memo
+        self._plans: dict[int, _GroupPlan | None] = {}  # per param group (by id): the short way of a step
+        self._paths: dict[tuple, str] = {}  # per device and dtype: how the last step updated them
         defaults = dict(
             lr=lr,
             betas=betas,
@@ -181,6 +198,8 @@ class Adam(torch.optim.Optimizer):
         super().__setstate__(state)
         self.__dict__.setdefault("impl", "auto")
         self._memos = {}
+        self._plans = {}
+        self._paths = {}
         for group in self.param_groups:  # checkpoints from torch or older versions
             for key, default in (("amsgrad", False), ("maximize", False),
                                  ("decoupled_weight_decay", False), ("bias_correction", True)):
@@ -189,6 +208,11 @@ class Adam(torch.optim.Optimizer):
                 state_p = self.state.get(p)
                 if state_p and not torch.is_tensor(state_p["step"]):
                     state_p["step"] = torch.tensor(float(state_p["step"]), dtype=_step_dtype())
+
+    def paths(self) -> dict[tuple[torch.device, torch.dtype], str]:
+        """How the last step updated the parameters of each device and dtype: ``"compiled"``
+        or ``"eager"`` (what ``impl="auto"`` chose, or what compilation allowed)."""
+        return dict(self._paths)
 
     # -- the step --------------------------------------------------------------------------
     @torch.no_grad()
@@ -225,13 +249,36 @@ class Adam(torch.optim.Optimizer):
             self._traced_step()
             return loss
         todo = [[p for p in group["params"] if p.grad is not None] for group in self.param_groups]
+        ready = self._ready(todo)
+        if ready is not None:  # every group as the last step left it: its checked plan
+            for plan, group, grads, update in ready:
+                plan.step(group, grads, update)
+            return loss
         for params in todo:
             _check(params, self.state)
         # Choosing (and compiling) each update comes first: until it is done, nothing changes.
         calls = [(group, *call) for group, params in zip(self.param_groups, todo) for call in self._calls(group, params)]
         for group, update, params, step in calls:
             self._update(group, update, params, step)
+        self._plans = {id(group): _GroupPlan.of(self, group, params) for group, params in zip(self.param_groups, todo)}
         return loss
+
+    def _ready(self, todo: list[list[Tensor]]) -> list[tuple[_GroupPlan, dict, list[Tensor], Callable]] | None:
+        """Each group's plan, gradients and update when every group with a gradient can
+        take the short way (:class:`_GroupPlan`); else ``None``: the step goes the long
+        way, which checks everything (and makes the plans for the next step)."""
+        if len(self._plans) != len(self.param_groups):  # a group added or removed: plans made afresh
+            return None
+        ready = []
+        for group, params in zip(self.param_groups, todo):
+            if not params:
+                continue
+            plan = self._plans.get(id(group))
+            grads = plan.gradients(group, params, self.state) if plan is not None else None
+            if grads is None:
+                return None
+            ready.append((plan, group, grads, plan.update_for(self, group)))
+        return ready
 
     def _calls(self, group: dict[str, Any], params: list[Tensor]) -> list[tuple[Callable, list[Tensor], float]]:
         """(update function, parameters, step number) for each call of a group's step.
@@ -247,7 +294,7 @@ class Adam(torch.optim.Optimizer):
             again = seen[p]
             seen[p] += 1
             buckets[(p.device, p.dtype, (state["step"].item() if state else 0.0) + 1 + again, again)].append(p)
-        plain = group["weight_decay"] == 0 and not group["maximize"]
+        plain = _plain(group)
         return [(self._update_for(device, dtype.to_real(), group["amsgrad"], plain, ps), ps, step)
                 for (device, dtype, step, _), ps in buckets.items()]
 
@@ -337,19 +384,129 @@ class Adam(torch.optim.Optimizer):
             state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
         return state
 
-    def _update_for(self, device, dtype, amsgrad: bool, plain: bool, params: list[Tensor]):
-        """The update function this step uses for these parameters (see ``impl``).
+    def _update_for(self, device, dtype, amsgrad: bool, plain: bool, params: list[Tensor] | int, eager: Callable | None = None):
+        """The update function this step uses for these parameters (see ``impl``): ``eager``
+        (by default :func:`update_eager`) or a :class:`CompiledUpdate`.
 
-        ``"auto"`` counts the elements this process holds (a ``DTensor``'s local shard);
-        tensors on the ``meta`` device, which hold no memory, are updated op by op.
+        ``"auto"`` counts the elements this process holds (a ``DTensor``'s local shard;
+        ``params`` may be that count); tensors on the ``meta`` device, which hold no
+        memory, are updated op by op.
         """
-        eager = functools.partial(update_eager, plain=plain)
-        if self.impl == "eager" or device.type == "meta":
-            return eager
-        if self.impl == "auto" and sum(_local_numel(p) for p in params) < AUTO_COMPILE_MIN_NUMEL:
-            return eager
-        compiled = compiled_update(device, dtype, amsgrad, plain, strict=self.impl == "compiled")
+        eager = eager or functools.partial(update_eager, plain=plain)
+        numel = params if isinstance(params, int) else sum(_local_numel(p) for p in params)
+        wanted = self.impl == "compiled" or self.impl == "auto" and numel >= AUTO_COMPILE_MIN_NUMEL
+        compiled = None
+        if wanted and device.type != "meta":
+            compiled = compiled_update(device, dtype, amsgrad, plain, strict=self.impl == "compiled")
+        self._paths[(device, dtype)] = "eager" if compiled is None else "compiled"
         return compiled or eager
+
+
+class _GroupPlan:
+    """The short way of a param group's step, made after a step that went the long way.
+
+    That step checked every parameter, gradient and moment (:func:`_check`). While the
+    group updates the same parameters (those with a gradient), with the same state
+    tensors over the same memory and AMSGrad on or off as then, a step checks only the
+    new gradients (:meth:`gradients`) and does no work per parameter in Python: the step
+    counters are views of one tensor (``state["step"]`` of each parameter is still its
+    own 0-dim float tensor, as in ``torch.optim.Adam``), incremented by one operation,
+    and the update runs over lists laid out once.
+
+    A group has a plan when its parameters are plain dense tensors (no subclass, no
+    ``DTensor``, real, not on the ``meta`` device) of one device and dtype, contiguous,
+    at one step number, listed once, and no two of the tensors the step writes share
+    memory; :meth:`of` returns ``None`` otherwise (such a group always goes the long way).
+    """
+
+    def __init__(self, opt: Adam, group: dict[str, Any], params: list[Tensor]) -> None:
+        states = [opt.state[p] for p in params]
+        self.amsgrad = bool(group["amsgrad"])
+        self.params, self.states, self.state = params, states, opt.state
+        self.moments = [[s[key] for s in states] for key in MOMENTS[: 3 if self.amsgrad else 2]]
+        self.ids = list(map(id, params))
+        self.device, self.dtype = params[0].device, params[0].dtype
+        self.shapes = [p.shape for p in params]
+        self.numel = sum(p.numel() for p in params)
+        self.written = [t for ts in [params, *self.moments] for t in ts]
+        self.pointers = [t.data_ptr() for t in self.written]
+        self.storages = {_storage(t) for t in self.written}
+        # One tensor holds the group's step counters; each state["step"] becomes a view of it.
+        counters = torch.full((len(params),), float(states[0]["step"]), dtype=states[0]["step"].dtype)
+        for i, s in enumerate(states):
+            s["step"] = counters[i]
+        self.counters, self.steps = counters, [s["step"] for s in states]
+        self.version = counters._version
+        self.layouts: dict[CompiledUpdate, Any] = {}  # per compiled update: its layout of the tensors
+
+    @classmethod
+    def of(cls, opt: Adam, group: dict[str, Any], params: list[Tensor]) -> _GroupPlan | None:
+        """The plan of ``group`` after a step of ``params`` (those with a gradient), or ``None``."""
+        if not params or len(set(map(id, params))) != len(params):
+            return None
+        device, dtype = params[0].device, params[0].dtype
+        if dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64) or device.type == "meta":
+            return None
+        keys = MOMENTS if group["amsgrad"] else MOMENTS[:2]
+        states = [opt.state.get(p) for p in params]
+        if not all(s and all(k in s for k in keys) and torch.is_tensor(s["step"]) and s["step"].dim() == 0
+                   and s["step"].device.type == "cpu" for s in states):
+            return None
+        tensors = [(p, t) for p, s in zip(params, states) for t in [p] + [s[k] for k in keys]]
+        if not all(_raw(t) and t.is_contiguous() and t.shape == p.shape and t.dtype == dtype and t.device == device
+                   for p, t in tensors):
+            return None
+        if len({float(s["step"]) for s in states}) != 1 or _overlapping([t for _, t in tensors]):
+            return None
+        return cls(opt, group, params)
+
+    def gradients(self, group: dict[str, Any], params: list[Tensor], state: dict) -> list[Tensor] | None:
+        """The gradients of ``params`` if this plan still holds for them and each is one the
+        update takes as it is: a plain dense contiguous tensor of its parameter's shape,
+        dtype and device, over no memory the step writes. ``None`` otherwise."""
+        if (list(map(id, params)) != self.ids or state is not self.state or self.counters._version != self.version
+                or bool(group["amsgrad"]) != self.amsgrad):
+            return None
+        get = state.get
+        if not all(get(p) is s and s["step"] is c for p, s, c in zip(params, self.states, self.steps)):
+            return None
+        if not all(s[key] is t for key, ts in zip(MOMENTS, self.moments) for s, t in zip(self.states, ts)):
+            return None
+        if [t.data_ptr() for t in self.written] != self.pointers:
+            return None
+        grads = [p.grad for p in params]
+        dtype, device, storages = self.dtype, self.device, self.storages
+        if all(type(g) is Tensor and g.layout is torch.strided and g.dtype is dtype and g.shape == shape
+               and g.device == device and g.is_contiguous() and not g.is_neg() and _storage(g) not in storages
+               for g, shape in zip(grads, self.shapes)):
+            return grads
+        return None
+
+    def update_for(self, opt: Adam, group: dict[str, Any]) -> Callable:
+        """The update this step runs: a :class:`CompiledUpdate` or ``update_foreach`` (``impl``)."""
+        plain = _plain(group)
+        eager = functools.partial(update_foreach, plain=plain)
+        return opt._update_for(self.device, self.dtype, self.amsgrad, plain, self.numel, eager=eager)
+
+    def step(self, group: dict[str, Any], grads: list[Tensor], update: Callable) -> None:
+        """Increment the group's step counters and update its parameters."""
+        self.counters.add_(1)
+        self.version = self.counters._version
+        scalars = Scalars.of(group, self.steps[0].item())
+        m, v, *vmax = self.moments
+        vmax = vmax[0] if vmax else []
+        if isinstance(update, CompiledUpdate):
+            layout = self.layouts.get(update)
+            if layout is None:
+                layout = self.layouts[update] = update.layout(self.params, m, v, vmax)
+            update.run(layout, self.params, grads, m, v, vmax, scalars.to_tensor(self.device))
+        else:
+            update(self.params, grads, m, v, vmax, scalars)
+
+
+def _plain(group: dict[str, Any]) -> bool:
+    """Whether the group's update leaves out weight decay and ``maximize``."""
+    return group["weight_decay"] == 0 and not group["maximize"]
 
 
 MOMENTS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")

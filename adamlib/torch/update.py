@@ -5,6 +5,9 @@ operations and in the order of :class:`adamlib.Adam` (the NumPy version, where e
 is explained). It runs two ways, on the same code:
 
 * :func:`update_eager` calls it op by op: the readable reference, and the fallback.
+  ``update_foreach`` is the same update over lists of tensors (``torch._foreach_*``
+  operations, one call per operation for all the tensors), in ``torch.optim.Adam``'s
+  order: what a step without compilation runs when the tensors allow it.
 * :class:`CompiledUpdate` hands it to ``torch.compile``, a chunk of parameters at a time,
   once, and then calls the compiled code directly. The compiler fuses the whole update
   into one loop per parameter (C++ on a CPU, Triton on a GPU) that reads
@@ -247,13 +250,68 @@ Tensors = Sequence[Tensor]
 
 def update_eager(
     params: Tensors, grads: Tensors, exp_avgs: Tensors, exp_avg_sqs: Tensors,
-    max_exp_avg_sqs: Tensors, scalars: Tensor, memo: dict | None = None, plain: bool = False,
+    max_exp_avg_sqs: Tensors, scalars: Tensor | Scalars, memo: dict | None = None, plain: bool = False,
 ) -> None:
     """:func:`adam_update` on each parameter, op by op (``max_exp_avg_sqs`` empty without
     AMSGrad; ``memo`` is unused, see :meth:`CompiledUpdate.__call__`)."""
     for i, p in enumerate(params):
         vmax = max_exp_avg_sqs[i] if max_exp_avg_sqs else None
         adam_update(p, grads[i], exp_avgs[i], exp_avg_sqs[i], vmax, scalars, plain)
+
+
+def update_foreach(
+    params: Tensors, grads: Tensors, exp_avgs: Tensors, exp_avg_sqs: Tensors,
+    max_exp_avg_sqs: Tensors, s: Scalars, plain: bool = False,
+) -> None:
+    r"""Update plain, dense, non-overlapping float32 or float64 parameters of one device, dtype and step.
+
+    ``torch.optim.Adam``'s foreach form, operation by operation over all the tensors at
+    once (the gradient negated to maximize, :math:`\lambda\theta` added to it or
+    :math:`\theta` decayed, :math:`m` by ``lerp``, :math:`v \leftarrow \beta_2 v + (1-\beta_2) g^2`),
+    with the last line in the efficient form of :func:`adam_update` (one division per
+    element): :math:`\theta \leftarrow \theta - \alpha_t m / (\sqrt{v} + \hat\epsilon)`.
+    The tensors go in batches of about ``FOREACH_BATCH_NUMEL`` elements (a large tensor
+    alone), so that each batch stays in the CPU's cache from one operation to the next,
+    as each tensor does in torch's for-loop. It allocates one temporary per parameter
+    (the denominator; the gradient too with weight decay or ``maximize``), as torch's
+    foreach path does. 16-bit parameters go to :func:`update_eager`, which rounds as
+    torch's for-loop does.
+    """
+    if params[0].dtype in HALF_DTYPES:
+        update_eager(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, s, plain=plain)
+        return
+    start, numel = 0, 0
+    for end, p in enumerate(params, 1):
+        numel += p.numel()
+        if numel >= FOREACH_BATCH_NUMEL or end == len(params):
+            batch = slice(start, end)
+            vmax = max_exp_avg_sqs[batch] if max_exp_avg_sqs else []
+            _foreach_update(params[batch], grads[batch], exp_avgs[batch], exp_avg_sqs[batch], vmax, s, plain)
+            start, numel = end, 0
+
+
+#: ``update_foreach`` updates its tensors in batches of about this many elements.
+FOREACH_BATCH_NUMEL = 1 << 15
+
+
+def _foreach_update(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, s: Scalars, plain: bool) -> None:
+    if not plain:
+        if s.sign < 0:
+            grads = torch._foreach_neg(grads)
+        if s.decay != 1:
+            torch._foreach_mul_(params, s.decay)
+        if s.l2 != 0:
+            grads = torch._foreach_add(grads, params, alpha=s.sign * s.l2)  # sign * l2 = lambda
+    torch._foreach_lerp_(exp_avgs, grads, 1 - s.beta1)
+    torch._foreach_mul_(exp_avg_sqs, s.beta2)
+    torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - s.beta2)
+    v = exp_avg_sqs
+    if max_exp_avg_sqs:
+        torch._foreach_maximum_(max_exp_avg_sqs, exp_avg_sqs)
+        v = max_exp_avg_sqs
+    denom = torch._foreach_sqrt(v)
+    torch._foreach_add_(denom, s.eps_hat)
+    torch._foreach_addcdiv_(params, exp_avgs, denom, -s.step_size)
 
 
 def _update_chunk(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, scalars, plain):
@@ -282,7 +340,9 @@ class CompiledUpdate:
     here always have the structure the code was compiled for (dtype, device, lengths, 1-D
     contiguous tensors of at least two elements, one size for a parameter's tensors). The
     order of those arguments is read from the traced graph, and the constructor checks
-    that a direct call gives exactly what ``torch.compile``'s entry point gives.
+    that a direct call gives exactly what ``torch.compile``'s entry point gives. Where it
+    can, a step calls the ``call`` function of the code Inductor generated, beneath
+    AOTAutograd's wrapper (checked the same way).
 
     Parameters
     ----------
@@ -338,6 +398,8 @@ class CompiledUpdate:
         self._graph(*self._arguments(warmup, scalars))
         if not all(torch.equal(a, b) for ts, us in zip(warmup, twin) for a, b in zip(ts, us)):
             raise RuntimeError("adamlib.torch: a direct call of the compiled update differs from torch.compile's")
+        self._call = self._generated_call(warmup, scalars) or (
+            lambda args: self._graph(*[a.view(-1) if isinstance(a, Tensor) else a for a in args]))
 
     def _inductor(self, gm: torch.fx.GraphModule, example_inputs: list) -> Callable:
         """``torch.compile``'s backend: Inductor, as ``backend="inductor"`` runs it, keeping
@@ -368,8 +430,27 @@ class CompiledUpdate:
             raise RuntimeError("adamlib.torch: the compiled update takes arguments that are not a chunk's")
         return graph, order
 
+    def _generated_call(self, chunk: list[list[Tensor]], scalars: Tensor) -> Callable | None:
+        """The ``call(args)`` of the code Inductor generated, if it takes the compiled graph's
+        arguments in their order and gives what the graph gives on ``chunk``; else ``None``.
+
+        The graph's own entry (AOTAutograd's wrapper) costs tens of microseconds per call;
+        the generated function unpacks the list and runs the kernel (which reads each
+        tensor's data pointer: a contiguous tensor of any shape serves as its flattened view).
+        """
+        call = getattr(self._graph, "current_callable", None)
+        found = re.search(r"def call\(self, args\):\s*\n\s*([\w, ]+?) = args\n", getattr(self._graph, "source_code", "") or "")
+        if call is None or found is None or len(found.group(1).split(",")) != len(self._order):
+            return None
+        expected, ours = [[t.clone() for t in ts] for ts in chunk], [[t.clone() for t in ts] for ts in chunk]
+        self._graph(*self._arguments(expected, scalars))
+        call(self._arguments(ours, scalars))
+        if not all(torch.equal(a, b) for ts, us in zip(ours, expected) for a, b in zip(ts, us)):
+            return None
+        return call
+
     def _arguments(self, chunk: list[list[Tensor]], scalars: Tensor | None) -> list:
-        """The compiled graph's arguments for a chunk (lists of tensors, as :meth:`_plan` makes)."""
+        """The compiled graph's arguments for a chunk (lists of tensors, as :meth:`layout` makes)."""
         return [scalars if e[0] == "scalars" else chunk[e[1]][e[2]] if e[0] == "tensor" else chunk[0][e[1]].numel()
                 for e in self._order]
 
@@ -387,7 +468,7 @@ class CompiledUpdate:
         tensors = [*params, *exp_avgs, *exp_avg_sqs, *max_exp_avg_sqs]
         plan = (memo or {}).get(self)
         if plan is None or not plan.fits(tensors):
-            plan = self._plan(params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs)
+            plan = self.layout(params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs)
             if memo is not None:
                 memo[self] = plan
         if not all(_raw(grads[i]) and _storage(grads[i]) not in plan.storages for i in plan.compiled):
@@ -395,19 +476,29 @@ class CompiledUpdate:
             # step writes (torch's for-loop would read it updated): all op by op, in order.
             update_eager(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, scalars, plain=self.plain)
             return
+        contiguous = [g if g.is_contiguous() else g.contiguous() for g in grads]  # a copy only if strided
+        self.run(plan, params, contiguous, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, scalars)
+
+    def run(
+        self, plan: _Plan, params: Tensors, grads: Tensors, exp_avgs: Tensors, exp_avg_sqs: Tensors,
+        max_exp_avg_sqs: Tensors, scalars: Tensor,
+    ) -> None:
+        """One step over tensors laid out as ``plan`` (made by :meth:`layout` for these
+        parameters and moments), the gradients already checked: contiguous, plain, of
+        their parameter's shape, dtype and device, over none of the memory the step writes."""
         for i in plan.eager:  # rare (a scalar, a strided view): the same update, op by op
             vmax = max_exp_avg_sqs[i] if self.amsgrad else None
             adam_update(params[i], grads[i], exp_avgs[i], exp_avg_sqs[i], vmax, scalars, self.plain)
-        for args, grad_at in plan.calls:
-            args[self._at_scalars] = scalars
+        call, at_scalars = self._call, self._at_scalars
+        for template, grad_at in plan.calls:
+            args = template.copy()  # the generated code empties the list it is given
+            args[at_scalars] = scalars
             for at, i in grad_at:
-                args[at] = grads[i].flatten()  # a copy only if the gradient is strided
-            self._graph(*args)
-            for at, _ in grad_at:  # hold no gradient once the step is done
-                args[at] = None
-        torch.autograd.graph.increment_version(list(params))  # the kernel wrote behind autograd's back
+                args[at] = grads[i]
+            call(args)
+        torch.autograd.graph.increment_version(params)  # the kernel wrote behind autograd's back
 
-    def _plan(self, params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs) -> _Plan:
+    def layout(self, params: Tensors, exp_avgs: Tensors, exp_avg_sqs: Tensors, max_exp_avg_sqs: Tensors) -> _Plan:
         """Sort the parameters into small, large and eager, and lay them out in chunks.
 
         The kernel takes a parameter whose tensors are all plain (:func:`_raw`),
