@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pytest
 from hypothesis import settings
 
 settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True)
@@ -59,3 +60,15 @@ def assert_matches(got: dict, want: dict, dtype=np.float64) -> None:
         for i, (a, b) in enumerate(zip(got[key], want[key], strict=True)):
             assert a.dtype == b.dtype == dtype, (key, i)
             np.testing.assert_allclose(a, b, err_msg=f"{key}[{i}]", **TOLERANCE[dtype])
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread during the test, as in the chapters (two test workers share two
+    cores); the thread count is restored after it."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

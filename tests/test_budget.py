@@ -26,9 +26,11 @@ def test_best_of_n_refuses_budgets_the_pool_cannot_measure():
         with pytest.raises(ValueError, match=r"n = \d+ is more than max_fraction"):
             budget.best_of_n(pool, n, n_boot=10)
     budget.best_of_n(pool, 40, max_fraction=0.5, n_boot=10)
-    for bad in (0.0, 1.5, float("nan"), True):
+    for bad in (0.0, 1.5, float("nan")):
         with pytest.raises(ValueError, match="max_fraction"):
             budget.best_of_n(pool, 2, max_fraction=bad)
+    with pytest.raises(TypeError, match="max_fraction"):  # a bool is not a number
+        budget.best_of_n(pool, 2, max_fraction=True)
 
 
 def test_the_bootstrap_covers_small_budgets_and_fails_at_n_near_m():

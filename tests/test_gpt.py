@@ -11,12 +11,7 @@ from adamlib.lab.gpt import GPT, GPTConfig, decay_mask, nanogpt_lr
 from adamlib.lab.text import char_data
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_the_books_model_has_107008_parameters_and_nanogpts_decay_split():

@@ -33,13 +33,7 @@ def data():
     return char_data()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """As in the chapters: one thread (two test workers share two cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def member(k, members=MIXED):

@@ -15,7 +15,7 @@ import pytest
 
 import adamlib
 from adamlib.baselines import SGD
-from adamlib.lab import online
+from adamlib.lab import online, problems
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNNER = ROOT / "tests" / "js" / "run_playground.js"
@@ -117,30 +117,23 @@ def test_sgd_and_momentum_match_adamlib(tmp_path, momentum):
 
 
 def bowl(kappa: float, angle: float):
-    c, s = np.cos(np.radians(angle)), np.sin(np.radians(angle))
-    R = np.array([[c, s], [-s, c]])
-    H = R.T @ np.diag([1.0, kappa]) @ R
-    return (lambda z: 0.5 * z @ H @ z), (lambda z: H @ z)
-
-
-def rosenbrock():
-    f = lambda z: (1 - z[0]) ** 2 + 100 * (z[1] - z[0] ** 2) ** 2  # noqa: E731
-    grad = lambda z: np.array([-2 * (1 - z[0]) - 400 * z[0] * (z[1] - z[0] ** 2),  # noqa: E731
-                               200 * (z[1] - z[0] ** 2)])
-    return f, grad
+    """The widget's bowl, (u^2 + kappa w^2)/2 turned by ``angle`` degrees: lab.problems'
+    quadratic (curvatures 1/kappa and 1) scaled by kappa."""
+    return problems.quadratic(kappa, np.radians(angle)).scaled(kappa)
 
 
 PROBLEMS = [({"problem": "bowl", "kappa": 25.0, "angle": 0.0}, bowl(25.0, 0.0)),
             ({"problem": "bowl", "kappa": 10.0, "angle": 45.0}, bowl(10.0, 45.0)),
-            ({"problem": "rosenbrock"}, rosenbrock())]
+            ({"problem": "rosenbrock"}, problems.rosenbrock())]
 
 
 def test_the_problems_values_and_gradients(tmp_path):
     points = np.random.default_rng(0).uniform(-2, 2, (50, 2))
     cases = [dict(spec, kind="problem", points=points.tolist()) for spec, _ in PROBLEMS]
-    for (spec, (f, grad)), r in zip(PROBLEMS, node(cases, tmp_path)):
-        close(r["f"], [f(z) for z in points])
-        close(r["grad"], [grad(z) for z in points])
+    for (spec, problem), r in zip(PROBLEMS, node(cases, tmp_path)):
+        f = problem.value
+        close(r["f"], f(points))
+        close(r["grad"], problem.grad(points))
         # the gradient is the loss's: a central difference agrees
         z, h = points[0], 1e-6
         fd = [(f(z + h * e) - f(z - h * e)) / (2 * h) for e in np.eye(2)]
@@ -150,7 +143,7 @@ def test_the_problems_values_and_gradients(tmp_path):
 @pytest.mark.parametrize("spec, problem", PROBLEMS, ids=["bowl", "rotated", "rosenbrock"])
 def test_the_widgets_paths_are_adamlibs(tmp_path, spec, problem):
     """The trajectory a widget draws is adamlib.Adam's on the same problem."""
-    _, grad = problem
+    grad = problem.grad
     start = [-1.5, 2.5] if spec["problem"] == "rosenbrock" else [-2.5, 2.5]
     p = np.array(start)
     opt = adamlib.Adam([p], lr=0.05, betas=(0.9, 0.99))

@@ -35,13 +35,7 @@ def data():
     return tasks.digits_split()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """As in the chapters: one thread (two test workers share two cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def as_dtype(data, dtype):
@@ -239,7 +233,9 @@ def test_retune_on_a_population(data):
 
 
 def test_no_progress_bar_outside_a_kernel_or_when_switched_off(monkeypatch):
-    assert population._show_progress(None) is False  # pytest is no IPython kernel
+    # outside a kernel (another test in this process may have imported ipykernel)
+    monkeypatch.delitem(__import__("sys").modules, "ipykernel", raising=False)
+    assert population._show_progress(None) is False
     monkeypatch.setitem(__import__("sys").modules, "ipykernel", object())
     monkeypatch.setenv("ADAMLIB_PROGRESS", "0")
     assert population._show_progress(None) is False

@@ -60,11 +60,12 @@ def test_bad_arguments_are_refused_before_any_trial(data):
     study = studies.create_study()
     with pytest.raises(TypeError, match="space must be"):
         studies.distributions({"lr": (1e-4, 1e-2)})
-    for bad in ({"n_trials": 0}, {"batch": 1.5}, {"steps": -1}, {"lr": 0.1}, {"beta1": 0.9},
-                {"progress": True}):
+    for bad in ({"n_trials": 0}, {"steps": -1}, {"lr": 0.1}, {"beta1": 0.9}, {"progress": True}):
         kwargs = dict(n_trials=2, batch=2, steps=5) | bad
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=next(iter(bad))):
             studies.optimize(study, data, SPACE, **kwargs)
+    with pytest.raises(TypeError, match="batch"):  # not an integer
+        studies.optimize(study, data, SPACE, n_trials=2, batch=1.5, steps=5)
     with pytest.raises(ValueError, match="qmc_type"):
         studies.create_study(qmc_type="lhs")
     with pytest.raises(ValueError, match="name must be given"):

@@ -29,7 +29,6 @@ Reporting of Experimental Results. EMNLP. arXiv:1909.03004.
 from __future__ import annotations
 
 import math
-from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -41,13 +40,6 @@ __all__ = ["MAX_FRACTION", "best_of_n", "bootstrap_coverage"]
 
 #: The largest budget, as a share of the pool, for which :func:`best_of_n` gives an interval.
 MAX_FRACTION = 1 / 8
-
-
-def _check_fraction(value: object) -> float:
-    ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
-    if not (ok and 0 < value <= 1):
-        raise ValueError(f"max_fraction must be a number in (0, 1], got {value!r}")
-    return float(value)
 
 
 def best_of_n(values: Any, n: int, *, max_fraction: float = MAX_FRACTION, **options: Any) -> search.BestOfN:
@@ -78,7 +70,7 @@ def best_of_n(values: Any, n: int, *, max_fraction: float = MAX_FRACTION, **opti
     ...
     ValueError: n = 20 is more than max_fraction = 0.125 of the pool's 81 trials ...
     """
-    max_fraction = _check_fraction(max_fraction)
+    max_fraction = hp.check_real("max_fraction", max_fraction, "in (0, 1]", lambda x: 0 < x <= 1)
     n = hp.check_int("n", n, 1)
     m = int(np.size(values))
     if n > max_fraction * m:

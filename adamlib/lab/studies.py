@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import threading
 import warnings
-from numbers import Integral
 from typing import Any, Mapping
 
 import numpy as np
@@ -49,6 +48,7 @@ import optuna
 from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from adamlib import hyperparams as hp
 from adamlib.lab import population
 from adamlib.lab.search import SearchSpace
 from adamlib.lab.tasks import DigitsSplit
@@ -134,8 +134,7 @@ def create_study(name: str | None = None, storage: str | optuna.storages.BaseSto
     """
     if qmc_type not in ("halton", "sobol"):
         raise ValueError(f"qmc_type must be 'halton' or 'sobol', got {qmc_type!r}")
-    if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    seed = hp.check_int("seed", seed, 0)
     if storage is not None and not name:
         raise ValueError("name must be given with a storage (it identifies the study there)")
     with warnings.catch_warnings():  # "experimental" since Optuna 2.8 to 3.0, unchanged since
@@ -214,12 +213,11 @@ def optimize(study: optuna.Study, data: DigitsSplit, space: SearchSpace, *, n_tr
     """
     for arg, value, low in (("n_trials", n_trials, 1), ("batch", batch, 1), ("steps", steps, 1),
                             ("seed", seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
-            raise ValueError(f"{arg} must be an integer >= {low}, got {value!r}")
+        hp.check_int(arg, value, low)
     if study.direction != optuna.study.StudyDirection.MINIMIZE:
         raise ValueError("study must minimize (it is told validation losses)")
     dists = distributions(space)
-    clash = set(train_options) & (set(population.MEMBER_ARGS) | {"data", "steps", "progress"})
+    clash = set(train_options) & (set(population.MEMBER_ARGS) | {"progress"})
     if clash:
         raise ValueError(f"train_options may not set {sorted(clash)}: they come from each trial")
     finished: list[FrozenTrial] = []

@@ -28,7 +28,7 @@ import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from numbers import Integral
+from adamlib import hyperparams as hp
 
 import torch
 
@@ -97,12 +97,6 @@ def char_data() -> CharData:
     return CharData(vocab, ids[:n], ids[n:])
 
 
-def _check_window(name: str, value, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
 def get_batch(ids: torch.Tensor, batch_size: int, block_size: int,
               generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """A minibatch of ``batch_size`` windows at random offsets, and their next characters.
@@ -116,8 +110,8 @@ def get_batch(ids: torch.Tensor, batch_size: int, block_size: int,
     x, y : Tensor
         ``(batch_size, block_size)`` int64 each.
     """
-    batch_size = _check_window("batch_size", batch_size)
-    block_size = _check_window("block_size", block_size)
+    batch_size = hp.check_int("batch_size", batch_size, 1)
+    block_size = hp.check_int("block_size", block_size, 1)
     if block_size >= len(ids):
         raise ValueError(f"block_size must be less than the {len(ids)} tokens, got {block_size}")
     offsets = torch.randint(len(ids) - block_size, (batch_size,), generator=generator)
@@ -134,7 +128,7 @@ def val_windows(ids: torch.Tensor, block_size: int) -> tuple[torch.Tensor, torch
         ``(len(ids) - 1) // block_size`` windows of ``block_size`` tokens and their targets
         (the same windows shifted by one character).
     """
-    block_size = _check_window("block_size", block_size)
+    block_size = hp.check_int("block_size", block_size, 1)
     n = (len(ids) - 1) // block_size
     if n < 1:
         raise ValueError(f"block_size must be less than the {len(ids)} tokens, got {block_size}")
