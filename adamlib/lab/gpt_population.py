@@ -122,7 +122,7 @@ class GPTPopulation:
     config: GPTConfig
 
     def model(self, k: int) -> GPT:
-        """Member ``k`` as a :class:`GPT` with its final parameters."""
+        """Member ``k`` as a :class:`~adamlib.lab.gpt.GPT` with its final parameters."""
         net = GPT(self.config).to(self.params.dtype)
         torch.nn.utils.vector_to_parameters(self.params[k].clone(), net.parameters())
         return net
@@ -210,8 +210,8 @@ def train_gpt(
         Global-norm clipping threshold; 0 turns clipping off.
     seed : int
         Seeds the initial weights and the minibatch generator.
-    config : GPTConfig, optional
-        The model's sizes; by default :class:`GPTConfig` with the data's vocabulary.
+    config : adamlib.lab.gpt.GPTConfig, optional
+        The model's sizes; by default :class:`~adamlib.lab.gpt.GPTConfig` with the data's vocabulary.
     batch_size : int
         Windows per minibatch (each ``config.block_size`` characters).
     eval_every : int, optional
