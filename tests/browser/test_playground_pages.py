@@ -110,6 +110,22 @@ def test_every_page_loads_offline(site, browser):
                 message=f"{page}: MathJax did not typeset the page's math")
 
 
+def open_page(driver, url: str) -> None:
+    """Load ``url`` and wait until it is the page shown, loaded, its figure mounted.
+
+    ``get`` can return before the new document replaces the old one (seen once in CI,
+    on a loaded machine: the widget test found the previous page's DOM, or none), so
+    the wait checks the URL, the document's state and the mounted figure.
+    """
+    driver.get(url)
+    WebDriverWait(driver, 30).until(
+        lambda d: d.current_url == url
+        and d.execute_script("return document.readyState") == "complete"
+        and d.find_elements(By.CSS_SELECTOR, "div.adam-playground.ap-ready"),
+        message=f"{url}: the page or its interactive figure did not load "
+                f"(the browser shows {driver.current_url})")
+
+
 def signature(widget) -> str:
     return widget.get_attribute("data-signature")
 
@@ -118,7 +134,7 @@ def signature(widget) -> str:
 def test_widget_answers_keyboard_and_reset(site, browser, page):
     kind, problem = WIDGETS[page]
     browser.set_window_size(1280, 1000)
-    browser.get(site + page)
+    open_page(browser, site + page)
     widgets = browser.find_elements(By.CSS_SELECTOR, "div.adam-playground")
     assert [w.get_attribute("data-widget") for w in widgets] == [kind], page
     (widget,) = widgets
@@ -152,7 +168,7 @@ def test_widget_answers_keyboard_and_reset(site, browser, page):
 @pytest.mark.parametrize("page", sorted(WIDGETS))
 def test_widget_fits_a_phone(site, browser, page):
     browser.set_window_size(390, 844)
-    browser.get(site + page)
+    open_page(browser, site + page)
     widget = browser.find_element(By.CSS_SELECTOR, "div.adam-playground")
     browser.execute_script("arguments[0].scrollIntoView({block: 'start'})", widget)
     width = browser.execute_script("return arguments[0].getBoundingClientRect().width", widget)
