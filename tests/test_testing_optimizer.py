@@ -5,6 +5,7 @@ The student classes are written as a student would: one correct class whose step
 methods, and one subclass per bug that rewrites one of them the wrong way.
 """
 
+import inspect
 import warnings
 
 import pytest
@@ -67,11 +68,17 @@ class StudentAdam(torch.optim.Optimizer):
                 state = self.state_of(p)
                 t = self.count(state)
                 g = self.decay(p, g, group, lr)
-                state["m"].mul_(beta1).add_(g, alpha=1 - beta1)
-                state["v"].mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                m_hat = state["m"] / (1 - beta1**t)
-                v_hat = state["v"] / (1 - beta2**t)
-                p.sub_(lr * m_hat / (v_hat.sqrt() + group["eps"]))
+                self.update(p, g, state, t, lr, beta1, beta2, group["eps"])
+
+    def update(self, p, g, s, t, lr, b1, b2, eps):
+        s["m"].mul_(b1).add_(g, alpha=1 - b1)
+        s["v"].mul_(b2).addcmul_(g, g, value=1 - b2)
+        m_hat = s["m"] / (1 - b1**t)
+        v_hat = self.second_moment(s, g, t, b2)
+        p.sub_(lr * m_hat / (v_hat.sqrt() + eps))
+
+    def second_moment(self, s, g, t, b2):
+        return s["v"] / (1 - b2**t)
 
 
 class FunctionalAdam(torch.optim.Optimizer):
@@ -246,63 +253,35 @@ class AmsgradAdam(StudentAdam):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  decoupled_weight_decay=False, amsgrad=False):
         super().__init__(params, lr, betas, eps, weight_decay, decoupled_weight_decay)
-        for group in self.param_groups:
-            group["amsgrad"] = amsgrad
+        self.amsgrad = amsgrad
 
     def second_moment(self, s, g, t, b2):
-        if "v_max" not in s:
-            s["v_max"] = torch.zeros_like(s["v"])
+        if not self.amsgrad:
+            return super().second_moment(s, g, t, b2)
+        return self.running_maximum(s, g, t, b2)
+
+    def running_maximum(self, s, g, t, b2):
+        s.setdefault("v_max", torch.zeros_like(s["v"]))
         torch.maximum(s["v_max"], s["v"], out=s["v_max"])
         return s["v_max"] / (1 - b2**t)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        for group in self.param_groups:
-            b1, b2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                s = self.state_of(p)
-                t = self.count(s)
-                g = self.decay(p, p.grad, group, group["lr"])
-                s["m"].mul_(b1).add_(g, alpha=1 - b1)
-                s["v"].mul_(b2).addcmul_(g, g, value=1 - b2)
-                v_hat = (self.second_moment(s, g, t, b2) if group["amsgrad"]
-                         else s["v"] / (1 - b2**t))
-                p.sub_(group["lr"] * (s["m"] / (1 - b1**t)) / (v_hat.sqrt() + group["eps"]))
-
 
 class MaxOfCorrected(AmsgradAdam):
-    def second_moment(self, s, g, t, b2):
+    def running_maximum(self, s, g, t, b2):
         s.setdefault("v_max", torch.zeros_like(s["v"]))
         torch.maximum(s["v_max"], s["v"] / (1 - b2**t), out=s["v_max"])
         return s["v_max"]
 
 
 class MaxOfGradSquared(AmsgradAdam):
-    def second_moment(self, s, g, t, b2):
+    def running_maximum(self, s, g, t, b2):
         s.setdefault("v_max", torch.zeros_like(s["v"]))
         torch.maximum(s["v_max"], g * g, out=s["v_max"])
         return s["v_max"] / (1 - b2**t)
 
 
-class StepBugAdam(StudentAdam):
-    """A class whose update is written as in a step with a known bug."""
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        for group in self.param_groups:
-            b1, b2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state_of(p)
-                t = self.count(state)
-                g = self.decay(p, p.grad, group, group["lr"])
-                self.update(p, g, state, t, group["lr"], b1, b2, group["eps"])
-
-
-class EfficientForm(StepBugAdam):
+# -- bugs in the update itself: each rewrites StudentAdam.update ---------------------------
+class EfficientForm(StudentAdam):
     """torch.optim.Adam's formula before 2019: eps added before the corrections."""
 
     def update(self, p, g, s, t, lr, b1, b2, eps):
@@ -312,21 +291,21 @@ class EfficientForm(StepBugAdam):
         p.addcdiv_(s["m"], s["v"].sqrt().add_(eps), value=-step_size)
 
 
-class CorrectedMomentsCarried(StepBugAdam):
+class CorrectedMomentsCarried(StudentAdam):
     def update(self, p, g, s, t, lr, b1, b2, eps):
         s["m"].mul_(b1).add_(g, alpha=1 - b1).div_(1 - b1**t)
         s["v"].mul_(b2).addcmul_(g, g, value=1 - b2).div_(1 - b2**t)
         p.sub_(lr * s["m"] / (s["v"].sqrt() + eps))
 
 
-class VOfG(StepBugAdam):
+class VOfG(StudentAdam):
     def update(self, p, g, s, t, lr, b1, b2, eps):
         s["m"].mul_(b1).add_(g, alpha=1 - b1)
         s["v"].mul_(b2).add_(g, alpha=1 - b2)
         p.sub_(lr * (s["m"] / (1 - b1**t)) / ((s["v"] / (1 - b2**t)).sqrt() + eps))
 
 
-class LrTwice(StepBugAdam):
+class LrTwice(StudentAdam):
     def update(self, p, g, s, t, lr, b1, b2, eps):
         s["m"].mul_(b1).add_(g, alpha=1 - b1)
         s["v"].mul_(b2).addcmul_(g, g, value=1 - b2)
@@ -334,14 +313,14 @@ class LrTwice(StepBugAdam):
         p.addcdiv_(s["m"], denom, value=-lr * lr / (1 - b1**t))
 
 
-class EpsAfterDivision(StepBugAdam):
+class EpsAfterDivision(StudentAdam):
     def update(self, p, g, s, t, lr, b1, b2, eps):
         s["m"].mul_(b1).add_(g, alpha=1 - b1)
         s["v"].mul_(b2).addcmul_(g, g, value=1 - b2)
         p.sub_(lr * (s["m"] / (1 - b1**t) / (s["v"] / (1 - b2**t)).sqrt() + eps))
 
 
-class CorrectionsSwapped(StepBugAdam):
+class CorrectionsSwapped(StudentAdam):
     def update(self, p, g, s, t, lr, b1, b2, eps):
         s["m"].mul_(b1).add_(g, alpha=1 - b1)
         s["v"].mul_(b2).addcmul_(g, g, value=1 - b2)
@@ -401,12 +380,7 @@ def test_correct_class_passes_silently(cls):
 
 
 def test_a_class_that_does_not_skip_missing_gradients_gets_a_hint():
-    class NoSkip(StepBugAdam):
-        def update(self, p, g, s, t, lr, b1, b2, eps):
-            s["m"].mul_(b1).add_(g, alpha=1 - b1)  # g may be None
-            s["v"].mul_(b2).addcmul_(g, g, value=1 - b2)
-            p.sub_(lr * (s["m"] / (1 - b1**t)) / ((s["v"] / (1 - b2**t)).sqrt() + eps))
-
+    class NoSkip(StudentAdam):
         @torch.no_grad()
         def step(self, closure=None):
             for group in self.param_groups:
@@ -512,13 +486,8 @@ def test_the_eps_scenario_catches_eps_before_the_correction():
 
 
 def test_the_missing_no_grad_gets_a_hint():
-    class NoNoGrad(StepBugAdam):
-        step = StepBugAdam.step.__wrapped__  # the step without @torch.no_grad()
-
-        def update(self, p, g, s, t, lr, b1, b2, eps):
-            s["m"].mul_(b1).add_(g, alpha=1 - b1)
-            s["v"].mul_(b2).addcmul_(g, g, value=1 - b2)
-            p.sub_(lr * (s["m"] / (1 - b1**t)) / ((s["v"] / (1 - b2**t)).sqrt() + eps))
+    class NoNoGrad(StudentAdam):
+        step = inspect.unwrap(StudentAdam.step)  # without @torch.no_grad()
 
     message = str(pytest.raises(AssertionError, check_adam_optimizer, NoNoGrad).value)
     assert message.startswith("NoNoGrad raised RuntimeError: a leaf Variable")
