@@ -123,6 +123,16 @@ def cosine(optimizer: torch.optim.Optimizer, total_steps: int, *, final_fraction
     return lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps, eta_min=rho * float(peak))
 
 
+def _check_warmup(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int, start_fraction: float
+) -> tuple[int, int, float]:
+    """The checked ``warmup_steps``, ``total_steps`` and ``start_fraction`` of a warmup schedule."""
+    _check_optimizer(optimizer)
+    warmup_steps = _check_int("warmup_steps", warmup_steps, 1)
+    total_steps = _check_int("total_steps", total_steps, warmup_steps + 1)
+    return warmup_steps, total_steps, _check_fraction("start_fraction", start_fraction, low_open=True)
+
+
 def warmup_cosine(
     optimizer: torch.optim.Optimizer,
     total_steps: int,
@@ -138,21 +148,12 @@ def warmup_cosine(
 
     Parameters
     ----------
-    optimizer : torch.optim.Optimizer
-        Its current learning rate is the peak rate :math:`\alpha`.
-    total_steps : int
-        :math:`T`, which must exceed ``warmup_steps``.
-    warmup_steps : int
-        :math:`W \ge 1`.
-    start_fraction : float, default 0.01
-        :math:`f \in (0, 1]`: the first step uses :math:`f\alpha`.
+    optimizer, total_steps, warmup_steps, start_fraction
+        As in :func:`warmup_constant`.
     final_fraction : float, default 0
         :math:`\rho \in [0, 1]`: the rate at :math:`T` is :math:`\rho\alpha`.
     """
-    _check_optimizer(optimizer)
-    warmup_steps = _check_int("warmup_steps", warmup_steps, 1)
-    total_steps = _check_int("total_steps", total_steps, warmup_steps + 1)
-    f = _check_fraction("start_fraction", start_fraction, low_open=True)
+    warmup_steps, total_steps, f = _check_warmup(optimizer, total_steps, warmup_steps, start_fraction)
     rho = _check_fraction("final_fraction", final_fraction, low_open=False)
     peak = float(optimizer.param_groups[0]["lr"])
     warm = lr_scheduler.LinearLR(optimizer, start_factor=f, end_factor=1.0, total_iters=warmup_steps)
@@ -179,10 +180,7 @@ def warmup_constant(
     start_fraction : float, default 0.01
         :math:`f \in (0, 1]`: the first step uses :math:`f\alpha`.
     """
-    _check_optimizer(optimizer)
-    warmup_steps = _check_int("warmup_steps", warmup_steps, 1)
-    _check_int("total_steps", total_steps, warmup_steps + 1)
-    f = _check_fraction("start_fraction", start_fraction, low_open=True)
+    warmup_steps, _, f = _check_warmup(optimizer, total_steps, warmup_steps, start_fraction)
     return lr_scheduler.LinearLR(optimizer, start_factor=f, end_factor=1.0, total_iters=warmup_steps)
 
 
