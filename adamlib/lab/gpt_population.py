@@ -317,8 +317,10 @@ def _losses(weights: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
     """Mean cross-entropy of each of the K stacked models ``(K,)`` on its own windows.
 
     ``x``, ``y``: ``(K, B, T)`` token ids; ``weights``: :func:`_views`. The forward pass of
-    :class:`GPT`, written out over the ``(K, ...)`` weights (``torch.bmm`` for every matrix
-    product, ``F.scaled_dot_product_attention`` for the attention of all ``K * B`` windows).
+    :class:`GPT`, written out over the ``(K, ...)`` weights: ``torch.bmm`` for every matrix
+    product (``torch.baddbmm`` where a residual add follows it), each layer norm's gain folded
+    into the matrix that reads it, ``F.scaled_dot_product_attention`` for the attention of all
+    ``K * B`` windows. Equal to :class:`GPT` up to rounding.
     """
     K, B, T = x.shape
     N, C, H = B * T, config.n_embd, config.n_head
@@ -326,26 +328,30 @@ def _losses(weights: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
     def w(name: str) -> torch.Tensor:
         return weights[name]
 
-    def ln(h: torch.Tensor, name: str) -> torch.Tensor:
-        return F.layer_norm(h, (C,), eps=LN_EPS) * w(name).unsqueeze(1)
+    def norm(h: torch.Tensor) -> torch.Tensor:  # layer norm without its gain
+        return F.layer_norm(h, (C,), eps=LN_EPS)
 
-    def linear(h: torch.Tensor, name: str) -> torch.Tensor:  # h (K, N, in) @ W.T, W (K, out, in)
-        return torch.bmm(h, w(name).transpose(1, 2))
+    def matrix_t(name: str, gain: str | None = None) -> torch.Tensor:  # W.T, (K, in, out)
+        # (norm(h) * g) @ W.T = norm(h) @ (W * g).T: the layer norm's gain g scales the
+        # columns of the matrix that reads it (fewer numbers than the activations it would scale)
+        m = w(name) if gain is None else w(name) * w(gain).unsqueeze(1)
+        return m.transpose(1, 2)
 
     tok = w("tok_emb.weight")
     h = tok[torch.arange(K).unsqueeze(1), x.reshape(K, N)]  # (K, N, C)
     h = (h.view(K, B, T, C) + w("pos_emb.weight")[:, :T].unsqueeze(1)).view(K, N, C)
     for i in range(config.n_layer):
         p = f"blocks.{i}."
-        q, k, v = linear(ln(h, p + "ln1.weight"), p + "attn.qkv.weight").view(K * B, T, 3, H, C // H) \
-            .permute(2, 0, 3, 1, 4)  # each (K * B, heads, T, head width)
+        q, k, v = torch.bmm(norm(h), matrix_t(p + "attn.qkv.weight", p + "ln1.weight")) \
+            .view(K * B, T, 3, H, C // H).permute(2, 0, 3, 1, 4)  # each (K * B, heads, T, head width)
         # softmax(q k^T / sqrt(head width)) v over positions s <= t, as GPT's attention computes it,
         # fused (the (T, T) weights are never stored, the masked half is skipped)
-        att = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        h = h + linear(att.transpose(1, 2).reshape(K, N, C), p + "attn.proj.weight")
-        h = h + linear(F.gelu(linear(ln(h, p + "ln2.weight"), p + "mlp.fc.weight")), p + "mlp.proj.weight")
-    logits = torch.bmm(ln(h, "ln_f.weight"), tok.transpose(1, 2))  # tied output: (K, N, vocab)
-    return -logits.log_softmax(-1).gather(-1, y.reshape(K, N, 1)).squeeze(-1).mean(1)
+        att = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(K, N, C)
+        h = torch.baddbmm(h, att, matrix_t(p + "attn.proj.weight"))  # h + att @ W.T, one call
+        a = F.gelu(torch.bmm(norm(h), matrix_t(p + "mlp.fc.weight", p + "ln2.weight")))
+        h = torch.baddbmm(h, a, matrix_t(p + "mlp.proj.weight"))
+    logits = torch.bmm(norm(h), matrix_t("tok_emb.weight", "ln_f.weight"))  # tied output: (K, N, vocab)
+    return F.cross_entropy(logits.view(K * N, -1), y.reshape(K * N), reduction="none").view(K, N).mean(1)
 
 
 @torch.no_grad()
