@@ -12,10 +12,12 @@ seeds the model's initial weights).
 :func:`train_gpt_population` trains K such runs together. Every per-member argument
 (``lr, beta1, beta2, eps, weight_decay, warmup, lr_floor, clip, seed``) may differ between
 members. The K models' parameters are one ``(K, P)`` tensor; the forward pass is written
-out with batched matrix products (``torch.bmm``) over the ``(K, ...)`` views of it, one
-autograd backward gives every member's gradient (the members share no computation), and
-the update is AdamW's on the whole stack, each hyperparameter a ``(K, 1)`` column, in
-``torch.optim.AdamW``'s order:
+out with batched matrix products (``torch.bmm``) over the ``(K, ...)`` views of it and
+``F.scaled_dot_product_attention`` over all members' windows, one autograd backward gives
+every member's gradient (the members share no computation), and the update is AdamW's,
+applied to every live member's row of the stack (one ``torch._foreach_*`` call per
+operation, each member's hyperparameters as its own scalars), in ``torch.optim.AdamW``'s
+order:
 
 .. math::
 
