@@ -32,9 +32,10 @@ order:
 Member k equals :func:`train_gpt` on its own arguments (tested in float64 to 1e-10
 relative over 8 steps); the two order some sums differently, so where training is chaotic (a
 large learning rate, many steps) their rounding differences grow as any two runs' would
-(``benchmarks/RESULTS.md``: at lr 1e-2, from 1e-15 to 6e-4 over 100 steps in float64). ``torch.func.vmap`` over stacked module states is not used: measured on two CPU
-cores, it was no faster than a loop at this size and attention under it fell back to a
-per-model loop (``transformer-notes.md``).
+(``benchmarks/RESULTS.md``: at lr 1e-2, from 1e-15 to 6e-4 over 100 steps in float64).
+``torch.func.vmap`` over stacked module states is not used: measured on two CPU cores, it
+was no faster than a loop at this size and attention under it fell back to a per-model loop
+(``transformer-notes.md``).
 
 Examples
 --------
@@ -48,7 +49,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from numbers import Integral
 from typing import Any, Sequence
 
 import numpy as np
