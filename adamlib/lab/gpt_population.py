@@ -12,10 +12,12 @@ seeds the model's initial weights).
 :func:`train_gpt_population` trains K such runs together. Every per-member argument
 (``lr, beta1, beta2, eps, weight_decay, warmup, lr_floor, clip, seed``) may differ between
 members. The K models' parameters are one ``(K, P)`` tensor; the forward pass is written
-out with batched matrix products (``torch.bmm``) over the ``(K, ...)`` views of it, one
-autograd backward gives every member's gradient (the members share no computation), and
-the update is AdamW's on the whole stack, each hyperparameter a ``(K, 1)`` column, in
-``torch.optim.AdamW``'s order:
+out with batched matrix products (``torch.bmm``) over the ``(K, ...)`` views of it and
+``F.scaled_dot_product_attention`` over all members' windows, one autograd backward gives
+every member's gradient (the members share no computation), and the update is AdamW's,
+applied to every live member's row of the stack (one ``torch._foreach_*`` call per
+operation, each member's hyperparameters as its own scalars), in ``torch.optim.AdamW``'s
+order:
 
 .. math::
 
@@ -28,9 +30,12 @@ the update is AdamW's on the whole stack, each hyperparameter a ``(K, 1)`` colum
        \frac{m}{\sqrt{v}/\sqrt{1-\beta_2^t} + \epsilon}.
 
 Member k equals :func:`train_gpt` on its own arguments (tested in float64 to 1e-10
-relative). ``torch.func.vmap`` over stacked module states is not used: measured on two CPU
-cores, it was no faster than a loop at this size and attention under it fell back to a
-per-model loop (``transformer-notes.md``).
+relative over 8 steps); the two order some sums differently, so where training is chaotic (a
+large learning rate, many steps) their rounding differences grow as any two runs' would
+(``benchmarks/RESULTS.md``: at lr 1e-2, from 1e-15 to 6e-4 over 100 steps in float64).
+``torch.func.vmap`` over stacked module states is not used: measured on two CPU cores, it
+was no faster than a loop at this size and attention under it fell back to a per-model loop
+(``transformer-notes.md``).
 
 Examples
 --------
@@ -44,7 +49,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from numbers import Integral
 from typing import Any, Sequence
 
 import numpy as np
@@ -271,13 +275,56 @@ def _views(flat: torch.Tensor, layout: dict) -> dict[str, torch.Tensor]:
     return {name: flat[:, a:b].view(flat.shape[0], *shape).detach() for name, (a, b, shape) in layout.items()}
 
 
+def _matrix_runs(layout: dict) -> list[tuple[int, int]]:
+    """The column ranges ``(start, end)`` of a flattened row that AdamW decays: the runs of
+    consecutive tensors with at least two dimensions (nanoGPT's decay group)."""
+    runs: list[tuple[int, int]] = []
+    for a, b, shape in layout.values():
+        if len(shape) >= 2:
+            if runs and runs[-1][1] == a:
+                runs[-1] = (runs[-1][0], b)
+            else:
+                runs.append((a, b))
+    return runs
+
+
+def _adamw_rows(rows: np.ndarray, state: tuple[torch.Tensor, ...], matrices: list[tuple[int, int]],
+                step: int, lr: np.ndarray, beta1: np.ndarray, beta2: np.ndarray, eps: np.ndarray,
+                weight_decay: np.ndarray) -> None:
+    """One ``torch.optim.AdamW`` step (``foreach=False``'s operations, in its order) of members ``rows``.
+
+    ``state`` is ``(params, exp_avg, exp_avg_sq, grad)``, each ``(K, P)``; the others rows are
+    not touched (a diverged member keeps its state). The per-member numbers (``(K,)`` arrays)
+    become host scalars in float64, as in AdamW; each operation is one ``torch._foreach_*``
+    call over the rows, so it runs on contiguous rows without broadcasting (measured: 3-4x
+    faster than the same update on the ``(K, P)`` stack with ``(K, 1)`` columns).
+    """
+    params, exp_avg, exp_avg_sq, grad = ([t[k] for k in rows] for t in state)
+
+    def per_row(values: np.ndarray) -> list[float]:
+        return values[rows].tolist()
+
+    decay = [1 - lr_k * wd_k for lr_k, wd_k in zip(per_row(lr), per_row(weight_decay))]
+    torch._foreach_mul_([p[a:b] for p in params for a, b in matrices],
+                        [d for d in decay for _ in matrices])
+    torch._foreach_lerp_(exp_avg, grad, per_row(1 - beta1))
+    torch._foreach_mul_(exp_avg_sq, per_row(beta2))
+    torch._foreach_addcmul_(exp_avg_sq, grad, grad, per_row(1 - beta2))
+    denom = torch._foreach_sqrt(exp_avg_sq)
+    torch._foreach_div_(denom, per_row((1 - beta2**step) ** 0.5))
+    torch._foreach_add_(denom, per_row(eps))
+    torch._foreach_addcdiv_(params, exp_avg, denom, per_row(-lr / (1 - beta1**step)))
+
+
 def _losses(weights: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
             config: GPTConfig) -> torch.Tensor:
     """Mean cross-entropy of each of the K stacked models ``(K,)`` on its own windows.
 
     ``x``, ``y``: ``(K, B, T)`` token ids; ``weights``: :func:`_views`. The forward pass of
-    :class:`GPT`, written out over the ``(K, ...)`` weights (``torch.bmm`` for every matrix
-    product).
+    :class:`GPT`, written out over the ``(K, ...)`` weights: ``torch.bmm`` for every matrix
+    product (``torch.baddbmm`` where a residual add follows it), each layer norm's gain folded
+    into the matrix that reads it, ``F.scaled_dot_product_attention`` for the attention of all
+    ``K * B`` windows. Equal to :class:`GPT` up to rounding.
     """
     K, B, T = x.shape
     N, C, H = B * T, config.n_embd, config.n_head
@@ -285,26 +332,30 @@ def _losses(weights: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
     def w(name: str) -> torch.Tensor:
         return weights[name]
 
-    def ln(h: torch.Tensor, name: str) -> torch.Tensor:
-        return F.layer_norm(h, (C,), eps=LN_EPS) * w(name).unsqueeze(1)
+    def norm(h: torch.Tensor) -> torch.Tensor:  # layer norm without its gain
+        return F.layer_norm(h, (C,), eps=LN_EPS)
 
-    def linear(h: torch.Tensor, name: str) -> torch.Tensor:  # h (K, N, in) @ W.T, W (K, out, in)
-        return torch.bmm(h, w(name).transpose(1, 2))
+    def matrix_t(name: str, gain: str | None = None) -> torch.Tensor:  # W.T, (K, in, out)
+        # (norm(h) * g) @ W.T = norm(h) @ (W * g).T: the layer norm's gain g scales the
+        # columns of the matrix that reads it (fewer numbers than the activations it would scale)
+        m = w(name) if gain is None else w(name) * w(gain).unsqueeze(1)
+        return m.transpose(1, 2)
 
     tok = w("tok_emb.weight")
     h = tok[torch.arange(K).unsqueeze(1), x.reshape(K, N)]  # (K, N, C)
     h = (h.view(K, B, T, C) + w("pos_emb.weight")[:, :T].unsqueeze(1)).view(K, N, C)
-    mask = torch.ones(T, T, dtype=torch.bool).tril()
     for i in range(config.n_layer):
         p = f"blocks.{i}."
-        q, k, v = linear(ln(h, p + "ln1.weight"), p + "attn.qkv.weight").view(K, B, T, 3, H, C // H) \
-            .permute(3, 0, 1, 4, 2, 5)  # each (K, B, heads, T, head width)
-        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(C // H))
-        att = att.masked_fill(~mask, float("-inf")).softmax(-1)
-        h = h + linear((att @ v).transpose(2, 3).reshape(K, N, C), p + "attn.proj.weight")
-        h = h + linear(F.gelu(linear(ln(h, p + "ln2.weight"), p + "mlp.fc.weight")), p + "mlp.proj.weight")
-    logits = torch.bmm(ln(h, "ln_f.weight"), tok.transpose(1, 2))  # tied output: (K, N, vocab)
-    return -logits.log_softmax(-1).gather(-1, y.reshape(K, N, 1)).squeeze(-1).mean(1)
+        q, k, v = torch.bmm(norm(h), matrix_t(p + "attn.qkv.weight", p + "ln1.weight")) \
+            .view(K * B, T, 3, H, C // H).permute(2, 0, 3, 1, 4)  # each (K * B, heads, T, head width)
+        # softmax(q k^T / sqrt(head width)) v over positions s <= t, as GPT's attention computes it,
+        # fused (the (T, T) weights are never stored, the masked half is skipped)
+        att = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(K, N, C)
+        h = torch.baddbmm(h, att, matrix_t(p + "attn.proj.weight"))  # h + att @ W.T, one call
+        a = F.gelu(torch.bmm(norm(h), matrix_t(p + "mlp.fc.weight", p + "ln2.weight")))
+        h = torch.baddbmm(h, a, matrix_t(p + "mlp.proj.weight"))
+    logits = torch.bmm(norm(h), matrix_t("tok_emb.weight", "ln_f.weight"))  # tied output: (K, N, vocab)
+    return F.cross_entropy(logits.view(K * N, -1), y.reshape(K * N), reduction="none").view(K, N).mean(1)
 
 
 @torch.no_grad()
@@ -379,19 +430,12 @@ def train_gpt_population(
     def column(name: str) -> np.ndarray:
         return np.array([m[name] for m in members], dtype=np.float64)
 
-    def per_member(values: np.ndarray) -> torch.Tensor:  # float64 host numbers -> (K, 1) of dtype
-        return torch.as_tensor(values, dtype=torch.float64).to(dtype).unsqueeze(1)
-
     rates = np.stack([_rates(m, steps) for m in members])
-    b1, b2, wd, clips = column("beta1"), column("beta2"), column("weight_decay"), column("clip")
-    one_minus_b1, b2_t, one_minus_b2, eps_t = per_member(1 - b1), per_member(b2), per_member(1 - b2), \
-        per_member(column("eps"))
+    b1, b2, eps, wd, clips = (column(a) for a in ("beta1", "beta2", "eps", "weight_decay", "clip"))
     max_norm = torch.as_tensor(np.where(clips > 0, clips, np.inf), dtype=dtype)
 
     layout = _layout(config)
-    matrix = torch.zeros(1, sum(b - a for a, b, _ in layout.values()), dtype=torch.bool)
-    for a, b, shape in layout.values():
-        matrix[:, a:b] = len(shape) >= 2
+    matrices = _matrix_runs(layout)
     flat = torch.stack([torch.nn.utils.parameters_to_vector(GPT(config, m["seed"]).parameters()).detach()
                         for m in members]).to(dtype)
     weights = {name: w.requires_grad_(True) for name, w in _views(flat, layout).items()}
@@ -420,7 +464,7 @@ def train_gpt_population(
         train_loss[alive, t] = loss[alive]
         if not alive.any():
             break
-        live = torch.as_tensor(alive)
+        live = torch.as_tensor(alive)  # diverged members get no gradient and no update
         for w in weights.values():
             w.grad = None
         losses[live].sum().backward()
@@ -430,19 +474,9 @@ def train_gpt_population(
             norm = torch.linalg.vector_norm(grad, dim=1)
             grad.mul_(torch.clamp(max_norm / (norm + 1e-6), max=1.0).unsqueeze(1))
             grad_norm[alive, t] = norm.double().numpy()[alive]
-            # AdamW, torch.optim.AdamW's order (scalars in float64 on the host)
-            step, lr_t = t + 1, rates[:, t]
-            bc1, bc2_sqrt = 1 - b1**step, (1 - b2**step) ** 0.5
-            if not alive.all():  # diverged members keep their state: update a copy, keep the live rows
-                kept = flat.clone(), exp_avg.clone(), exp_avg_sq.clone()
-            flat.mul_(torch.where(matrix, per_member(1 - lr_t * wd), 1.0))
-            exp_avg.lerp_(grad, one_minus_b1)
-            exp_avg_sq.mul_(b2_t).addcmul_(grad * one_minus_b2, grad)
-            denom = (exp_avg_sq.sqrt() / per_member(bc2_sqrt)).add_(eps_t)
-            flat.addcdiv_(exp_avg * per_member(-lr_t / bc1), denom)
-            if not alive.all():
-                for now, before in zip((flat, exp_avg, exp_avg_sq), kept):
-                    now.copy_(torch.where(live.unsqueeze(1), now, before))
+            step = t + 1
+            _adamw_rows(np.flatnonzero(alive), (flat, exp_avg, exp_avg_sq, grad), matrices, step,
+                        rates[:, t], b1, b2, eps, wd)
         if eval_every and step % eval_every == 0:
             val_loss[alive, step // eval_every - 1] = _val_losses(flat, data, config, layout)[alive]
 
