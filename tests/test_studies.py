@@ -122,6 +122,40 @@ def test_a_diverged_trial_fails_and_the_others_do_not(data):
         t.params["lr"] for t in done if not t.user_attrs["diverged"]) / 100
 
 
+def test_a_queued_grid_runs_each_point_once_with_its_seed(data):
+    points = population.grid(lr=[1e-3, 3e-2], beta1=[0.5, 0.95], beta2=[0.999], seed=[4, 5])
+    study = studies.create_study(seed=0)
+    assert studies.enqueue(study, SPACE, **points) == 8
+    done = studies.optimize(study, data, SPACE, n_trials=10, batch=6, dtype=torch.float64, **SMALL)
+    grid_done, sampled = done[:8], done[8:]
+    assert [(t.params["lr"], 1 - t.params["1-beta1"], 1 - t.params["1-beta2"],
+             t.user_attrs["seed"]) for t in grid_done] == list(zip(*points.values()))
+    assert len({key(t) for t in done}) == 10  # nothing run twice, then the sampler's points
+    assert all(t.user_attrs["seed"] == t.number for t in sampled)
+    assert not study.get_trials(states=(TrialState.WAITING,))
+    table = studies.trials_table(study, SPACE)
+    assert table.beta1.iloc[:8].tolist() == points["beta1"].tolist()  # exactly, back from 1-beta1
+    for t in grid_done[::3]:
+        alone = population.train_population(data, SMALL["steps"], **studies.member(t.params, SPACE),
+                                            seed=t.user_attrs["seed"], hidden=8, batch_size=32,
+                                            dtype=torch.float64)
+        np.testing.assert_allclose(t.value, alone.table.val_loss.iloc[0], rtol=1e-10)
+
+
+def test_a_bad_grid_is_refused_before_anything_is_queued():
+    study = studies.create_study()
+    good = dict(lr=[1e-3, 1e-2], beta1=[0.9, 0.9], beta2=[0.99, 0.99])
+    for bad, match in [({"lr": [1e-3, 1.0]}, "lr must be in"), ({"beta2": [0.99]}, "one length"),
+                       ({"momentum": [0.9, 0.9]}, "unknown"), ({"seed": [0, -1]}, "seed"),
+                       ({"eps": [1e-8, 1e-6]}, "eps is fixed")]:
+        with pytest.raises(ValueError, match=match):
+            studies.enqueue(study, SPACE, **(good | bad))
+    with pytest.raises(ValueError, match="missing"):
+        studies.enqueue(study, SPACE, lr=[1e-3])
+    assert study.trials == []
+    assert studies.enqueue(study, SPACE, **good, eps=[1e-8, 1e-8]) == 2  # the fixed value: fine
+
+
 def test_an_interrupted_study_resumes_with_nothing_lost_or_run_twice(data, tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'study.db'}"
     study = studies.create_study("interrupted", url, seed=1)

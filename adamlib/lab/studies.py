@@ -24,6 +24,11 @@ same way. Completed trials are never run again.
 Decay rates near 1 are searched as :math:`1-\beta` on a log scale (Optuna has no such scale);
 the Optuna parameter is then called ``"1-beta1"`` and :func:`member` converts it back.
 
+A grid, or any list of points chosen in advance, is queued with :func:`enqueue` (Optuna's
+``enqueue_trial``): ``study.ask`` returns the queued points first, and the sampler samples
+nothing for them. (Optuna's ``GridSampler`` stops the study when its grid is exhausted, which
+ends ``Study.optimize`` but raises outside it, in ask and tell.)
+
 Exploration uses Optuna's ``QMCSampler`` (scrambled Halton or Sobol, seeded), as the Tuning
 Playbook advises quasi-random search for exploration. As Optuna documents, the sampler infers
 its space from the first trial, which its independent sampler (seeded random) draws; every
@@ -53,7 +58,7 @@ from adamlib.lab import population
 from adamlib.lab.search import SearchSpace
 from adamlib.lab.tasks import DigitsSplit
 
-__all__ = ["create_study", "distributions", "member", "optimize", "trials_table"]
+__all__ = ["create_study", "distributions", "enqueue", "member", "optimize", "trials_table"]
 
 #: Seconds between a running batch's heartbeats, and before a silent trial counts as stale.
 HEARTBEAT_INTERVAL, GRACE_PERIOD = 10, 30
@@ -147,6 +152,77 @@ def create_study(name: str | None = None, storage: str | optuna.storages.BaseSto
                                              warn_independent_sampling=False)
     return optuna.create_study(study_name=name, storage=storage, sampler=sampler,
                                direction="minimize", load_if_exists=storage is not None)
+
+
+def enqueue(study: optuna.Study, space: SearchSpace, **columns: Any) -> int:
+    """Queue trials at given points of ``space`` (a grid, say): :func:`optimize` runs them
+    first, each once, in the order given, and then asks the sampler for any further trials.
+
+    Each point is queued with ``study.enqueue_trial`` under Optuna's names (``"1-beta1"``
+    holds :math:`1-\\beta_1`); a ``seed`` column is stored as the trial's ``seed`` attribute,
+    which :func:`optimize` trains it with instead of ``seed + trial.number``.
+
+    Parameters
+    ----------
+    study : optuna.Study
+        The study that :func:`optimize` will run.
+    space : SearchSpace
+        The space it searches; every point must lie inside its ranges.
+    **columns : sequence
+        One value per trial for each axis of ``space`` under the trainer's names (``beta1``),
+        and optionally ``seed``, all of one length: :func:`adamlib.lab.population.grid`'s
+        output, for instance, or :func:`adamlib.lab.search.sample`'s (whose columns of the
+        space's fixed values are accepted when they hold those values).
+
+    Returns
+    -------
+    int
+        The number of trials queued.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Before anything is queued: a missing or unknown column, columns of unequal lengths,
+        a value outside its axis' range or other than the space's fixed value, or a seed
+        that is not an integer >= 0.
+
+    Examples
+    --------
+    >>> from adamlib.lab.population import grid
+    >>> from adamlib.lab.search import Axis, SearchSpace
+    >>> space = SearchSpace((Axis("lr", 1e-4, 1e-1), Axis("beta1", 0.9, 0.99, "log1m")))
+    >>> study = create_study()
+    >>> enqueue(study, space, **grid(lr=[1e-3, 1e-2], beta1=[0.9, 0.99]))
+    4
+    >>> member(study.ask(distributions(space)).params, space)["beta1"]
+    0.9
+    """
+    if not isinstance(space, SearchSpace):
+        raise TypeError(f"space must be an adamlib.lab.search.SearchSpace, got {type(space).__name__}")
+    names = [a.name for a in space.axes]
+    missing, unknown = set(names) - set(columns), set(columns) - {*names, *space.fixed, "seed"}
+    if missing or unknown:
+        raise ValueError(f"columns must be the axes {names} and optionally 'seed' (or the "
+                         f"space's fixed values): missing {sorted(missing)}, unknown {sorted(unknown)}")
+    for name in set(columns) & set(space.fixed):  # search.sample's output carries them
+        if any(v != space.fixed[name] for v in columns[name]):
+            raise ValueError(f"{name} is fixed at {space.fixed[name]!r} in the space, "
+                             f"got other values in column {name!r}")
+    lengths = {k: len(v) if hasattr(v, "__len__") and not isinstance(v, (str, bytes)) else None
+               for k, v in columns.items()}
+    if None in lengths.values() or len(set(lengths.values())) != 1 or 0 in lengths.values():
+        raise ValueError(f"columns must be non-empty sequences of one length, got lengths {lengths}")
+    for a in space.axes:
+        for value in columns[a.name]:
+            hp.check_real(a.name, value, f"in [{a.low:g}, {a.high:g}] (the space's range)",
+                          lambda x: a.low <= x <= a.high)
+    seeds = [hp.check_int("seed", s, 0) for s in columns["seed"]] if "seed" in columns else None
+    n = next(iter(lengths.values()))
+    for k in range(n):
+        params = {_name(a): (1.0 - float(columns[a.name][k]) if a.scale == "log1m"
+                             else float(columns[a.name][k])) for a in space.axes}
+        study.enqueue_trial(params, user_attrs={} if seeds is None else {"seed": seeds[k]})
+    return n
 
 
 class _Heartbeat:
