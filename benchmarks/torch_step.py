@@ -179,12 +179,12 @@ import json, sys, time
 t0 = time.perf_counter()
 import torch
 from adamlib.torch import Adam
-device, threads = torch.device(sys.argv[1]), int(sys.argv[2])
+device, threads, options = torch.device(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
 torch.set_num_threads(threads)
 params = [torch.nn.Parameter(torch.randn(1000, 1000, device=device)), torch.nn.Parameter(torch.randn(1000, device=device))]
 for p in params:
     p.grad = torch.randn(p.shape, device=device)
-opt = Adam(params, impl="compiled")
+opt = Adam(params, **options, impl="compiled")
 start, cpu = time.perf_counter(), time.process_time()
 opt.step()
 if device.type == "cuda":
@@ -193,17 +193,19 @@ print(json.dumps(dict(wall=time.perf_counter() - start, cpu=time.process_time() 
 """
 
 
-def first_step_of_a_process(device: torch.device) -> str:
+def first_step_of_a_process(device: torch.device, options: dict) -> str:
     """The first compiled step of a new Python process, twice: compiling from nothing (a
     fresh, empty ``TORCHINDUCTOR_CACHE_DIR``, so no cache of Inductor's, AOTAutograd's or
     the C++ compiler's is found), then in another new process with the cache the first one
-    left (what each later run of a program pays). Wall time, and the CPU time of the
+    left (what each later run of a program pays), the update of ``options`` (those of the
+    benchmark: AMSGrad, weight decay). Wall time, and the CPU time of the
     process (the C++ compiler and Inductor's workers run in others)."""
     results = []
     with tempfile.TemporaryDirectory(prefix="adamlib-inductor-") as cache:
         env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
         for _ in range(2):
-            out = subprocess.run([sys.executable, "-c", FIRST_STEP, str(device), str(torch.get_num_threads())],
+            out = subprocess.run([sys.executable, "-c", FIRST_STEP, str(device), str(torch.get_num_threads()),
+                                  json.dumps(options)],
                                  env=env, capture_output=True, text=True, check=True).stdout
             results.append(json.loads(out.splitlines()[-1]))
     (cold, warm) = results
@@ -222,6 +224,13 @@ def first_step(opt: torch.optim.Optimizer, device: torch.device) -> str:
     return f"{time.perf_counter() - start:.1f} s ({time.process_time() - cpu:.1f} s CPU)"
 
 
+def options_of(args) -> dict:
+    """The optimizers' options: AMSGrad or not, AdamW's decoupled weight decay 0.01 or none."""
+    if args.adamw:
+        return dict(amsgrad=args.amsgrad, weight_decay=0.01, decoupled_weight_decay=True)
+    return dict(amsgrad=args.amsgrad)
+
+
 def bench_size(size: str, device: torch.device, args) -> list[dict]:
     gen = torch.Generator(device=device).manual_seed(0)
     shapes = shapes_of(size, args.flat)
@@ -230,7 +239,7 @@ def bench_size(size: str, device: torch.device, args) -> list[dict]:
         p.grad = torch.randn(p.shape, device=device, generator=gen)
     n = sum(p.numel() for p in params)
     ams = args.amsgrad
-    options = dict(amsgrad=ams, weight_decay=0.01, decoupled_weight_decay=True) if args.adamw else dict(amsgrad=ams)
+    options = options_of(args)
     opts = {"adamlib": Adam(params, **options)}
     first = {"adamlib": first_step(opts["adamlib"], device)}
     chose = "/".join(sorted(set(opts["adamlib"].paths().values())))
@@ -280,7 +289,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     parser.add_argument("--rounds", type=int, default=15, help="interleaved timing rounds")
     parser.add_argument("--calls", type=int, default=3, help="steps per optimizer per round")
-    parser.add_argument("--target-rounds", type=int, default=61,
+    parser.add_argument("--target-rounds", type=int, default=101,
                         help="rounds of each target's pair (adamlib against fused, and against the for-loop)")
     parser.add_argument("--no-cold", dest="cold", action="store_false",
                         help="skip timing the first compiled step of new processes (an empty Inductor cache, then a warm one)")
@@ -302,7 +311,7 @@ def main() -> None:
     if hasattr(os, "getloadavg"):
         print("load average at the start: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1, 5, 15 min)")
     if args.cold:
-        print(first_step_of_a_process(device), flush=True)
+        print(first_step_of_a_process(device, options_of(args)), flush=True)
     largest = max(int(float(size.partition(":")[0])) for size in sizes)
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     stream = streaming_gbps(device, max(2**25, largest) if device.type == "cpu" else 2**28, args.rounds, clock)
