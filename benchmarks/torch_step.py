@@ -8,6 +8,7 @@ Usage::
     .venv/bin/python benchmarks/torch_step.py --sizes 1e6,1e7 --amsgrad   # GPT-like, 51 tensors
     .venv/bin/python benchmarks/torch_step.py --adamw     # decoupled weight decay 0.01
     .venv/bin/python benchmarks/torch_step.py --flat     # one tensor per size: the kernels alone
+    .venv/bin/python benchmarks/torch_step.py --sizes 1e7:12 --target-rounds 301 --no-cold   # 10M only
 
 A size is ``N`` (a GPT-like mix of about N float32 parameters: an embedding, then per layer
 two layer norms, the attention and MLP matrices and their biases, 51 tensors at every size)
@@ -28,7 +29,8 @@ machine slows them all alike; each figure is the median over rounds. The targets
 apart, pair by pair (adamlib against fused, adamlib against the for-loop): ``--calls``
 steps of one then of the other, in the order A B in even rounds and B A in odd ones, for
 ``--target-rounds`` rounds after two discarded; each target is the median over rounds of
-the ratio within a round, printed with the interquartile range of those ratios. Both
+the ratio within a round, printed with the interquartile range of those ratios and the
+two optimizers' median ms/step in those rounds (a busy machine shows in them). Both
 optimizers of a pair run in the same process, on the same parameters and gradients, with
 the same threads, each with its own moments as in training. ``--clock cpu`` times the
 process's CPU time instead of wall time (with ``--threads 1``: the work a step does,
@@ -150,12 +152,13 @@ def interleaved_ms(opts: dict[str, torch.optim.Optimizer], device, rounds: int, 
 
 
 def paired_ratios(a: torch.optim.Optimizer, b: torch.optim.Optimizer, device, rounds: int, calls: int, clock,
-                  warmup: int = 2) -> list[float]:
+                  warmup: int = 2) -> tuple[list[float], float, float]:
     """``a``'s time over ``b``'s within each round: ``calls`` steps of one, then of the other,
     in the order A B in even rounds and B A in odd ones (each in first and second place
     alike), so that whatever drifts during the run (other jobs, the clock's frequency)
-    weighs on both; the first ``warmup`` rounds are discarded."""
-    ratios = []
+    weighs on both; the first ``warmup`` rounds are discarded. Returns the ratios and the
+    median ms/step of ``a`` and of ``b`` over those rounds."""
+    ratios, times_a, times_b = [], [], []
     for r in range(warmup + rounds):
         if r % 2 == 0:
             ta = median_ms(a.step, device, calls, clock)
@@ -165,13 +168,18 @@ def paired_ratios(a: torch.optim.Optimizer, b: torch.optim.Optimizer, device, ro
             ta = median_ms(a.step, device, calls, clock)
         if r >= warmup:
             ratios.append(ta / tb)
-    return ratios
+            times_a.append(ta)
+            times_b.append(tb)
+    return ratios, statistics.median(times_a), statistics.median(times_b)
 
 
-def spread(ratios: list[float]) -> str:
-    """The median of ``ratios`` and their interquartile range, as the targets print them."""
-    q1, median, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
-    return f"{statistics.median(ratios):.3f}x (IQR {q1:.3f}-{q3:.3f}, {len(ratios)} rounds)"
+def spread(paired: tuple[list[float], float, float]) -> str:
+    """The median of a pair's ratios, their interquartile range and the pair's ms/step
+    (:func:`paired_ratios`), as the targets print them."""
+    ratios, ms_a, ms_b = paired
+    q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+    return (f"{statistics.median(ratios):.3f}x (IQR {q1:.3f}-{q3:.3f}, {len(ratios)} rounds; "
+            f"{ms_a:.2f} against {ms_b:.2f} ms/step)")
 
 
 FIRST_STEP = """
@@ -332,12 +340,12 @@ def main() -> None:
         what = f"{n:,} in {tensors} tensors (auto: {ours['chose']})"
         if device.type == "cpu":
             bound = 1.05 if n >= 0.9e7 else 1.15 if n >= 0.9e6 else None
-            to_loop, to_fused = (statistics.median(r["paired"]) for r in (loop, fused))
+            to_loop, to_fused = (statistics.median(r["paired"][0]) for r in (loop, fused))
             ok = to_loop <= 1 and (bound is None or to_fused <= bound)
             print(f"  CPU {what}: {spread(loop['paired'])} the for-loop's time (<= 1), {spread(fused['paired'])} "
                   f"fused's{f' (<= {bound})' if bound else ''}: {'met' if ok else 'NOT met'}")
         if device.type == "cuda" and n >= 10**8 * 0.9:
-            to_fused = statistics.median(fused["paired"])
+            to_fused = statistics.median(fused["paired"][0])
             ok = to_fused <= 1 / 0.95 and ours["gbps"] >= 0.85 * stream
             print(f"  GPU {what}: {1 / to_fused:.2f}x fused's throughput (>= 0.95; adamlib's time "
                   f"{spread(fused['paired'])} fused's), {100 * ours['gbps'] / stream:.0f}% of streaming (>= 85%): "
