@@ -8,6 +8,7 @@ Usage::
     .venv/bin/python benchmarks/torch_step.py --sizes 1e6,1e7 --amsgrad   # GPT-like, 51 tensors
     .venv/bin/python benchmarks/torch_step.py --adamw     # decoupled weight decay 0.01
     .venv/bin/python benchmarks/torch_step.py --flat     # one tensor per size: the kernels alone
+    .venv/bin/python benchmarks/torch_step.py --sizes 1e7:12 --target-rounds 301 --no-cold   # 10M only
 
 A size is ``N`` (a GPT-like mix of about N float32 parameters: an embedding, then per layer
 two layer norms, the attention and MLP matrices and their biases, 51 tensors at every size)
@@ -19,12 +20,23 @@ Every optimizer updates the same parameters. ``adamlib`` is ``adamlib.torch.Adam
 user gets it (``impl="auto"``); the run prints which path it chose for each size, and the
 time of its first step in this process (compiling the update, or loading it from
 Inductor's on-disk cache: the compiled updates are forgotten before each size). When
-``auto`` chose the eager path, ``impl="compiled"`` is timed too. Steps are timed in
-interleaved rounds, each in a rotated order, so a busy machine slows them all alike; each
-figure is the median over rounds. ``--clock cpu`` times the process's CPU time instead of
-wall time (with ``--threads 1``: the work a step does, whatever else the machine runs).
-First, the run measures the device's streaming bandwidth: an in-place ``addcmul_`` over a
-large tensor (12 bytes per element: two reads and a write).
+``auto`` chose the eager path, ``impl="compiled"`` is timed too. Before the sizes, the run
+times the first compiled step of two new processes (``--no-cold`` skips it): one with an
+empty Inductor cache (a cold compile), then one with the cache the first left.
+
+The table's steps are timed in interleaved rounds, each in a rotated order, so a busy
+machine slows them all alike; each figure is the median over rounds. The targets are timed
+apart, pair by pair (adamlib against fused, adamlib against the for-loop): ``--calls``
+steps of one then of the other, in the order A B in even rounds and B A in odd ones, for
+``--target-rounds`` rounds after two discarded; each target is the median over rounds of
+the ratio within a round, printed with the interquartile range of those ratios and the
+two optimizers' median ms/step in those rounds (a busy machine shows in them). Both
+optimizers of a pair run in the same process, on the same parameters and gradients, with
+the same threads, each with its own moments as in training. ``--clock cpu`` times the
+process's CPU time instead of wall time (with ``--threads 1``: the work a step does,
+whatever else the machine runs). First, the run measures the device's streaming
+bandwidth: an in-place ``addcmul_`` over a large tensor (12 bytes per element: two reads
+and a write), and it prints the load average at its start and its end.
 
 Columns, one row per optimizer and size:
 
@@ -33,8 +45,9 @@ Columns, one row per optimizer and size:
   36 with ``--amsgrad``), divided by that time: the optimizer's effective bandwidth.
 * ``%stream``: that bandwidth as a percentage of the measured streaming bandwidth (it can
   exceed 100: ``addcmul_`` is itself not the fastest possible stream).
-* ``adamlib/this``: adamlib's time divided by this row's time, the median over rounds of
-  the ratio within a round (below 1: adamlib is faster).
+* ``adamlib/this``: adamlib's time divided by this row's time, the median over the table's
+  rounds of the ratio within a round (below 1: adamlib is faster); the targets use their
+  own paired rounds.
 * ``alloc MB``: the largest single allocation during one step (torch.profiler on a CPU, the
   CUDA allocator's peak on a GPU): 0.0 means no parameter-sized temporary.
 
@@ -48,8 +61,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
+import os
 import platform
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 
 import torch
@@ -133,6 +151,77 @@ def interleaved_ms(opts: dict[str, torch.optim.Optimizer], device, rounds: int, 
     return times
 
 
+def paired_ratios(a: torch.optim.Optimizer, b: torch.optim.Optimizer, device, rounds: int, calls: int, clock,
+                  warmup: int = 2) -> tuple[list[float], float, float]:
+    """``a``'s time over ``b``'s within each round: ``calls`` steps of one, then of the other,
+    in the order A B in even rounds and B A in odd ones (each in first and second place
+    alike), so that whatever drifts during the run (other jobs, the clock's frequency)
+    weighs on both; the first ``warmup`` rounds are discarded. Returns the ratios and the
+    median ms/step of ``a`` and of ``b`` over those rounds."""
+    ratios, times_a, times_b = [], [], []
+    for r in range(warmup + rounds):
+        if r % 2 == 0:
+            ta = median_ms(a.step, device, calls, clock)
+            tb = median_ms(b.step, device, calls, clock)
+        else:
+            tb = median_ms(b.step, device, calls, clock)
+            ta = median_ms(a.step, device, calls, clock)
+        if r >= warmup:
+            ratios.append(ta / tb)
+            times_a.append(ta)
+            times_b.append(tb)
+    return ratios, statistics.median(times_a), statistics.median(times_b)
+
+
+def spread(paired: tuple[list[float], float, float]) -> str:
+    """The median of a pair's ratios, their interquartile range and the pair's ms/step
+    (:func:`paired_ratios`), as the targets print them."""
+    ratios, ms_a, ms_b = paired
+    q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+    return (f"{statistics.median(ratios):.3f}x (IQR {q1:.3f}-{q3:.3f}, {len(ratios)} rounds; "
+            f"{ms_a:.2f} against {ms_b:.2f} ms/step)")
+
+
+FIRST_STEP = """
+import json, sys, time
+t0 = time.perf_counter()
+import torch
+from adamlib.torch import Adam
+device, threads, options = torch.device(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
+torch.set_num_threads(threads)
+params = [torch.nn.Parameter(torch.randn(1000, 1000, device=device)), torch.nn.Parameter(torch.randn(1000, device=device))]
+for p in params:
+    p.grad = torch.randn(p.shape, device=device)
+opt = Adam(params, **options, impl="compiled")
+start, cpu = time.perf_counter(), time.process_time()
+opt.step()
+if device.type == "cuda":
+    torch.cuda.synchronize(device)
+print(json.dumps(dict(wall=time.perf_counter() - start, cpu=time.process_time() - cpu, start=start - t0)))
+"""
+
+
+def first_step_of_a_process(device: torch.device, options: dict) -> str:
+    """The first compiled step of a new Python process, twice: compiling from nothing (a
+    fresh, empty ``TORCHINDUCTOR_CACHE_DIR``, so no cache of Inductor's, AOTAutograd's or
+    the C++ compiler's is found), then in another new process with the cache the first one
+    left (what each later run of a program pays), the update of ``options`` (those of the
+    benchmark: AMSGrad, weight decay). Wall time, and the CPU time of the
+    process (the C++ compiler and Inductor's workers run in others)."""
+    results = []
+    with tempfile.TemporaryDirectory(prefix="adamlib-inductor-") as cache:
+        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
+        for _ in range(2):
+            out = subprocess.run([sys.executable, "-c", FIRST_STEP, str(device), str(torch.get_num_threads()),
+                                  json.dumps(options)],
+                                 env=env, capture_output=True, text=True, check=True).stdout
+            results.append(json.loads(out.splitlines()[-1]))
+    (cold, warm) = results
+    return (f"first compiled step of a new process: {cold['wall']:.1f} s compiling from nothing (empty "
+            f"TORCHINDUCTOR_CACHE_DIR; {cold['cpu']:.1f} s CPU in the process), {warm['wall']:.1f} s with "
+            f"that cache on disk ({warm['cpu']:.1f} s CPU; import torch and adamlib before it: {warm['start']:.1f} s)")
+
+
 def first_step(opt: torch.optim.Optimizer, device: torch.device) -> str:
     """Seconds of ``opt``'s first step, with no compiled update in this process yet: wall
     time, and the CPU time of this process (the C++ compiler runs in others)."""
@@ -143,6 +232,13 @@ def first_step(opt: torch.optim.Optimizer, device: torch.device) -> str:
     return f"{time.perf_counter() - start:.1f} s ({time.process_time() - cpu:.1f} s CPU)"
 
 
+def options_of(args) -> dict:
+    """The optimizers' options: AMSGrad or not, AdamW's decoupled weight decay 0.01 or none."""
+    if args.adamw:
+        return dict(amsgrad=args.amsgrad, weight_decay=0.01, decoupled_weight_decay=True)
+    return dict(amsgrad=args.amsgrad)
+
+
 def bench_size(size: str, device: torch.device, args) -> list[dict]:
     gen = torch.Generator(device=device).manual_seed(0)
     shapes = shapes_of(size, args.flat)
@@ -151,7 +247,7 @@ def bench_size(size: str, device: torch.device, args) -> list[dict]:
         p.grad = torch.randn(p.shape, device=device, generator=gen)
     n = sum(p.numel() for p in params)
     ams = args.amsgrad
-    options = dict(amsgrad=ams, weight_decay=0.01, decoupled_weight_decay=True) if args.adamw else dict(amsgrad=ams)
+    options = options_of(args)
     opts = {"adamlib": Adam(params, **options)}
     first = {"adamlib": first_step(opts["adamlib"], device)}
     chose = "/".join(sorted(set(opts["adamlib"].paths().values())))
@@ -169,6 +265,10 @@ def bench_size(size: str, device: torch.device, args) -> list[dict]:
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     times = interleaved_ms(opts, device, args.rounds, args.calls, clock)
     ratios = {name: [a / b for a, b in zip(times["adamlib"], t)] for name, t in times.items()}  # within rounds
+    # The targets' pairs, each timed apart in rounds of its own: adamlib and the other only.
+    against = ["torch foreach=False", "torch fused=True"] if device.type == "cpu" else ["torch fused=True"]
+    paired = {name: paired_ratios(opts["adamlib"], opts[name], device, args.target_rounds, args.calls, clock)
+              for name in against}
     if args.eager and chose != "eager" and n <= 2 * 10**7:  # slow and allocating: timed apart, not to disturb the others
         opts["adamlib impl=eager"] = eager = Adam(params, **options, impl="eager")
         eager.step()
@@ -182,7 +282,7 @@ def bench_size(size: str, device: torch.device, args) -> list[dict]:
         ms = statistics.median(times[name])
         rows.append(dict(n=n, tensors=len(params), name=name, ms=ms, gbps=bytes_per_step / ms / 1e6, chose=chose,
                          ratio=statistics.median(ratios[name]), alloc=largest_allocation_mb(opt, device),
-                         largest=max(torch.Size(s).numel() for s in shapes)))
+                         largest=max(torch.Size(s).numel() for s in shapes), paired=paired.get(name)))
     print(f"  {n:,} parameters in {len(params)} tensors: impl='auto' chose {chose}; first step "
           + ", ".join(f"{name} {seconds}" for name, seconds in first.items())
           + " (compiling the update, or loading it from the on-disk cache)", flush=True)
@@ -197,6 +297,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     parser.add_argument("--rounds", type=int, default=15, help="interleaved timing rounds")
     parser.add_argument("--calls", type=int, default=3, help="steps per optimizer per round")
+    parser.add_argument("--target-rounds", type=int, default=101,
+                        help="rounds of each target's pair (adamlib against fused, and against the for-loop)")
+    parser.add_argument("--no-cold", dest="cold", action="store_false",
+                        help="skip timing the first compiled step of new processes (an empty Inductor cache, then a warm one)")
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                         help="time.perf_counter (default) or the process's CPU time (with --threads 1 on a busy machine)")
     parser.add_argument("--amsgrad", action="store_true")
@@ -212,11 +316,17 @@ def main() -> None:
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     print(f"adamlib.torch.Adam step benchmark: {device.type} ({where}), float32{' AMSGrad' if args.amsgrad else ''}{' AdamW' if args.adamw else ''}, "
           f"torch {torch.__version__}, {args.clock} clock, {datetime.date.today()}")
+    if hasattr(os, "getloadavg"):
+        print("load average at the start: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1, 5, 15 min)")
+    if args.cold:
+        print(first_step_of_a_process(device, options_of(args)), flush=True)
     largest = max(int(float(size.partition(":")[0])) for size in sizes)
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     stream = streaming_gbps(device, max(2**25, largest) if device.type == "cpu" else 2**28, args.rounds, clock)
     print(f"streaming bandwidth (in-place addcmul_): {stream:.1f} GB/s")
     rows = [row for size in sizes for row in bench_size(size, device, args)]
+    if hasattr(os, "getloadavg"):
+        print("load average at the end: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1, 5, 15 min)")
 
     print(f"\n{'params':>13} {'tensors':>7}  {'optimizer':<21} {'ms/step':>8} {'GB/s':>7} {'%stream':>8} {'adamlib/this':>12} {'alloc MB':>9}")
     for r in rows:
@@ -230,13 +340,16 @@ def main() -> None:
         what = f"{n:,} in {tensors} tensors (auto: {ours['chose']})"
         if device.type == "cpu":
             bound = 1.05 if n >= 0.9e7 else 1.15 if n >= 0.9e6 else None
-            ok = loop["ratio"] <= 1 and (bound is None or fused["ratio"] <= bound)
-            print(f"  CPU {what}: {loop['ratio']:.3f}x the for-loop's time (<= 1), {fused['ratio']:.3f}x fused's"
-                  f"{f' (<= {bound})' if bound else ''}: {'met' if ok else 'NOT met'}")
+            to_loop, to_fused = (statistics.median(r["paired"][0]) for r in (loop, fused))
+            ok = to_loop <= 1 and (bound is None or to_fused <= bound)
+            print(f"  CPU {what}: {spread(loop['paired'])} the for-loop's time (<= 1), {spread(fused['paired'])} "
+                  f"fused's{f' (<= {bound})' if bound else ''}: {'met' if ok else 'NOT met'}")
         if device.type == "cuda" and n >= 10**8 * 0.9:
-            ok = fused["ratio"] <= 1 / 0.95 and ours["gbps"] >= 0.85 * stream
-            print(f"  GPU {what}: {1 / fused['ratio']:.2f}x fused's throughput (>= 0.95), "
-                  f"{100 * ours['gbps'] / stream:.0f}% of streaming (>= 85%): {'met' if ok else 'NOT met'}")
+            to_fused = statistics.median(fused["paired"][0])
+            ok = to_fused <= 1 / 0.95 and ours["gbps"] >= 0.85 * stream
+            print(f"  GPU {what}: {1 / to_fused:.2f}x fused's throughput (>= 0.95; adamlib's time "
+                  f"{spread(fused['paired'])} fused's), {100 * ours['gbps'] / stream:.0f}% of streaming (>= 85%): "
+                  f"{'met' if ok else 'NOT met'}")
         mb = 4 * ours["largest"] / 1e6
         print(f"  {what}: largest allocation in adamlib's step {ours['alloc']:.3f} MB, largest parameter {mb:.1f} MB: "
               f"{'no' if ours['alloc'] < mb / 100 else 'A'} parameter-sized temporary")

@@ -33,7 +33,7 @@ def test_population_benchmark_runs_and_reports_each_size():
 def test_torch_benchmark_runs_and_reports_auto_s_choice_and_the_targets():
     out = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "torch_step.py"), "--sizes", "2e3:4,3e3", "--rounds", "2",
-         "--calls", "1", "--no-eager", "--clock", "cpu"],
+         "--calls", "1", "--no-eager", "--clock", "cpu", "--target-rounds", "3", "--no-cold"],
         capture_output=True, text=True, check=True,
     ).stdout
     assert "2,112 parameters in 4 tensors: impl='auto' chose eager; first step adamlib" in out

@@ -260,6 +260,29 @@ def test_step_counters_set_in_place_or_reloaded_between_steps_match_torch(impl):
     assert [float(ours.state[p]["step"]) for p in _params(ours)] == [108.0, 10.0, 10.0]
 
 
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("count", [2.0**24 - 3, 2.5], ids=["float32's last integers", "fractional"])
+def test_step_counts_where_float32_stops_counting_or_is_fractional_match_torch(impl, count):
+    """A group's step count is kept on the host between steps: from a reloaded count next
+    to 2**24 (where float32's ``step += 1`` stops changing it) or a fractional one, the bias
+    corrections must stay torch's. beta2 makes them depend on the count even there."""
+    gen = torch.Generator().manual_seed(0)
+    start = [torch.randn(n, dtype=torch.float64, generator=gen) for n in (40_000, 300, 7)]
+
+    def before_step(step, *opts):
+        if step == 1:
+            for opt in opts:
+                state = copy.deepcopy(opt.state_dict())
+                for s in state["state"].values():
+                    s["step"] = torch.tensor(count)
+                opt.load_state_dict(state)
+
+    betas = (0.9, 1 - 1e-8)  # beta2**(2**24) = 0.85: each step moves by sqrt(1 - beta2**t), 1e-8 per count
+    ours, theirs = lockstep(start, impl, 8, normal(gen), before_step, lr=0.01, betas=betas)
+    assert_same_run(ours, theirs, 1e-10)
+    assert [float(ours.state[p]["step"]) for p in _params(ours)] == [float(theirs.state[q]["step"]) for q in _params(theirs)]
+
 # -- half precision: within rounding of torch ----------------------------------------------------
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)

@@ -437,6 +437,11 @@ class _GroupPlan:
             s["step"] = counters[i]
         self.counters, self.steps = counters, [s["step"] for s in states]
         self.version = counters._version
+        self.count = float(counters[0])  # the counters' value, kept on the host (see step)
+        # On a CPU the compiled update reads the step's numbers from one tensor, rewritten
+        # in place through NumPy each step (no torch operation: see step).
+        self.scalars = torch.zeros(len(Scalars._fields), dtype=torch.float64) if self.device.type == "cpu" else None
+        self.host = None if self.scalars is None else self.scalars.numpy()  # its memory, as NumPy sees it
         self.layouts: dict[CompiledUpdate, Any] = {}  # per compiled update: its layout of the tensors
 
     @classmethod
@@ -489,17 +494,35 @@ class _GroupPlan:
         return opt._update_for(self.device, self.dtype, self.amsgrad, plain, self.numel, eager=eager)
 
     def step(self, group: dict[str, Any], grads: list[Tensor], update: Callable) -> None:
-        """Increment the group's step counters and update its parameters."""
+        """Increment the group's step counters and update its parameters.
+
+        The step's Python runs right after the previous step streamed every parameter and
+        moment through the CPU's caches, so each torch operation it calls costs tens of
+        microseconds there (its code and data come back from memory): the step count is
+        kept on the host too (``counters`` cannot change unseen: :meth:`gradients` checks
+        its version), rather than read back with ``item()``, while it is an integer that
+        the counters' float32 holds exactly; on a CPU the numbers of the step are written
+        into the same tensor each step.
+        """
         self.counters.add_(1)
         self.version = self.counters._version
-        scalars = Scalars.of(group, self.steps[0].item())
+        if self.count.is_integer() and self.count < 2**24:
+            self.count += 1
+        else:  # beyond float32's integers (or a fractional count from a state dict): as stored
+            self.count = self.steps[0].item()
+        scalars = Scalars.of(group, self.count)
         m, v, *vmax = self.moments
         vmax = vmax[0] if vmax else []
         if isinstance(update, CompiledUpdate):
             layout = self.layouts.get(update)
             if layout is None:
                 layout = self.layouts[update] = update.layout(self.params, m, v, vmax)
-            update.run(layout, self.params, grads, m, v, vmax, scalars.to_tensor(self.device))
+            if self.scalars is None:
+                numbers = scalars.to_tensor(self.device)
+            else:
+                numbers = self.scalars
+                self.host[:] = scalars
+            update.run(layout, self.params, grads, m, v, vmax, numbers)
         else:
             update(self.params, grads, m, v, vmax, scalars)
 
