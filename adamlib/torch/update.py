@@ -326,7 +326,9 @@ class CompiledUpdate:
     model. A chunk has :attr:`SMALL` slots for tensors of fewer than :attr:`SMALL_NUMEL`
     elements, compiled to run on one thread (below that size, waking other threads costs
     more than it saves), then :attr:`LARGE` slots compiled to share the work between
-    threads. Slots left over are filled with two-element dummies (sizes 0 and 1 would be
+    threads (as many as a transformer layer's weight matrices: each call of the
+    generated code costs a step time of its own, see ``benchmarks/RESULTS.md``,
+    issue 23). Slots left over are filled with two-element dummies (sizes 0 and 1 would be
     specialized).
 
     The kernel reads and writes memory directly, so only tensors for which that means
@@ -360,7 +362,7 @@ class CompiledUpdate:
         direct call of it differs from ``torch.compile``'s.
     """
 
-    SMALL, LARGE = 6, 4
+    SMALL, LARGE = 6, 6
     SMALL_NUMEL = 1 << 15  # PyTorch's own grain size for parallel loops
     INDUCTOR_OPTIONS = {
         "size_asserts": False,  # the chunks are laid out as compiled (see above)
