@@ -326,9 +326,9 @@ class CompiledUpdate:
     model. A chunk has :attr:`SMALL` slots for tensors of fewer than :attr:`SMALL_NUMEL`
     elements, compiled to run on one thread (below that size, waking other threads costs
     more than it saves), then :attr:`LARGE` slots compiled to share the work between
-    threads (as many as a transformer layer's weight matrices: each call of the
-    generated code costs a step time of its own, see ``benchmarks/RESULTS.md``,
-    issue 23). Slots left over are filled with two-element dummies (sizes 0 and 1 would be
+    threads (six: an MLP of six layers takes one call of the generated code a step, and
+    each call costs time of its own, see ``benchmarks/RESULTS.md``, issue 23). Slots left
+    over are filled with two-element dummies (sizes 0 and 1 would be
     specialized).
 
     The kernel reads and writes memory directly, so only tensors for which that means
