@@ -328,8 +328,7 @@ class CompiledUpdate:
     more than it saves), then :attr:`LARGE` slots compiled to share the work between
     threads (six: an MLP of six layers takes one call of the generated code a step, and
     each call costs time of its own, see ``benchmarks/RESULTS.md``, issue 23). Slots left
-    over are filled with two-element dummies (sizes 0 and 1 would be
-    specialized).
+    over are filled with two-element dummies (sizes 0 and 1 would be specialized).
 
     The kernel reads and writes memory directly, so only tensors for which that means
     what torch's operations mean go to it (:func:`_raw`: plain ``torch.Tensor``, dense,
